@@ -1,0 +1,69 @@
+"""Assembles the API: settings, hazard catalogue and connection pool on ``app.state``, routers.
+
+Everything is served under ``/api/v1``; ``/health`` is also at the root for
+load balancers. The pool is the only connection to PostgreSQL: opened (and
+waited for, so a wrong DSN fails the start, not the first request) in the
+lifespan, closed at shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from psycopg_pool import AsyncConnectionPool
+
+from api.routes import enterprises, health, regions, sensors
+from core.catalogue import load_catalogue
+from core.errors import ConfigError
+from core.settings import Settings
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+_DESCRIPTION = """\
+Read access to Qorgau's occupational-safety monitoring data: regions, enterprises,
+their sensors and the sensors' readings.
+
+Readings are stored and served in the canonical unit of their hazard (for example
+mg/m3 for carbon monoxide, dBA for noise); each series names its unit. Long ranges
+are downsampled into time buckets with average, minimum, maximum and count.
+"""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The API application for ``settings``; PostgreSQL is required.
+
+    Raises `ConfigError` if ``settings.database_url`` is unset.
+    """
+    dsn = settings.database_url
+    if dsn is None:
+        raise ConfigError("the API needs a database: set QORGAU_DATABASE_URL")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = AsyncConnectionPool(
+            dsn, open=False, check=AsyncConnectionPool.check_connection, name="qorgau-api"
+        )
+        await pool.open()
+        try:
+            await pool.wait()
+            app.state.pool = pool
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(title="Qorgau API", description=_DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.catalogue = load_catalogue()
+
+    v1 = APIRouter(prefix=API_PREFIX)
+    v1.include_router(health.router)
+    v1.include_router(regions.router)
+    v1.include_router(enterprises.router)
+    v1.include_router(sensors.router)
+    app.include_router(v1)
+    app.include_router(health.lb_router)
+    return app

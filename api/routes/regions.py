@@ -1,0 +1,20 @@
+"""Regions (oblystar and cities of republican significance)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import ConnDep
+from api.schemas import RegionPublic
+from storage import queries
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/regions", tags=["regions"])
+
+
+@router.get("", summary="List regions")
+async def list_regions(conn: ConnDep) -> list[RegionPublic]:
+    """Every region by ISO 3166-2:KZ code, with how many monitored enterprises it has."""
+    rows = await queries.list_regions(conn)
+    return [RegionPublic.model_validate(row, from_attributes=True) for row in rows]

@@ -1,0 +1,162 @@
+"""Public shapes of the API: what a client sees, never a storage row as-is.
+
+Every numeric field's description names its unit; reading values are in the
+canonical unit of their hazard (``unit`` of the series, from the hazard catalogue).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.catalogue import Catalogue
+from storage.queries import ReadingBucket, ReadingPoint, SensorRow
+
+__all__ = [
+    "CheckPublic",
+    "EnterprisePublic",
+    "HealthPublic",
+    "ReadinessPublic",
+    "ReadingPointPublic",
+    "ReadingSeriesPublic",
+    "RegionPublic",
+    "SensorPublic",
+]
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class HealthPublic(_Public):
+    status: str = Field(description="Always 'ok' when the process can answer at all.")
+
+
+class CheckPublic(_Public):
+    ok: bool = Field(description="Whether the dependency answered as expected.")
+    latency_ms: float = Field(description="Time the check took, in milliseconds.")
+    error: str | None = Field(description="Why the check failed; null when it succeeded.")
+
+
+class ReadinessPublic(_Public):
+    status: str = Field(description="'ready' when every check passed, else 'unavailable'.")
+    checks: dict[str, CheckPublic] = Field(
+        description="One entry per dependency: 'database', 'kafka', 'mqtt'."
+    )
+
+
+class RegionPublic(_Public):
+    id: str = Field(description="ISO 3166-2:KZ code, e.g. 'KZ-35'.")
+    kind: str = Field(description="'region' (oblys) or 'city' (city of republican significance).")
+    name_en: str
+    name_ru: str
+    name_kk: str
+    center: str = Field(description="Administrative centre.")
+    timezone: str = Field(description="IANA time zone name.")
+    enterprise_count: int = Field(description="Monitored enterprises in the region (count).")
+
+
+class EnterprisePublic(_Public):
+    id: str
+    name: str
+    name_ru: str
+    region_id: str = Field(description="ISO 3166-2:KZ code of the region.")
+    industry_code: str = Field(description="OKED section letter.")
+    oked: str = Field(description="OKED class of the main activity, e.g. '24.10'.")
+    city: str
+    lat: float | None = Field(description="Latitude, in decimal degrees (WGS 84).")
+    lon: float | None = Field(description="Longitude, in decimal degrees (WGS 84).")
+    workers: int | None = Field(description="Headcount, in persons.")
+    sensor_count: int = Field(description="Sensors installed (count).")
+
+
+class SensorPublic(_Public):
+    id: str
+    enterprise_id: str
+    zone_id: str
+    zone_name: str
+    hazard: str = Field(description="Hazard id from the hazard catalogue, e.g. 'co'.")
+    unit: str | None = Field(
+        description="Canonical unit of the hazard; every stored value is in it. "
+        "Null if the hazard is missing from the catalogue."
+    )
+    interval_s: float = Field(description="Nominal reporting interval, in seconds.")
+    gateway: bool = Field(description="Readings arrive in batches through a gateway.")
+    model: str = Field(description="Device make and model.")
+    last_reading_at: datetime | None = Field(description="Time of the latest stored reading.")
+    last_value: float | None = Field(
+        description="Latest stored value, in the hazard's canonical unit (see `unit`)."
+    )
+
+    @classmethod
+    def from_row(cls, row: SensorRow, catalogue: Catalogue) -> SensorPublic:
+        hazard = catalogue.get(row.hazard)
+        return cls(
+            id=row.id,
+            enterprise_id=row.enterprise_id,
+            zone_id=row.zone_id,
+            zone_name=row.zone_name,
+            hazard=row.hazard,
+            unit=hazard.unit if hazard is not None else None,
+            interval_s=row.interval_s,
+            gateway=row.gateway,
+            model=row.model,
+            last_reading_at=row.last_ts,
+            last_value=row.last_value,
+        )
+
+
+class ReadingPointPublic(_Public):
+    """A raw reading, or a bucket of readings when the series is downsampled.
+
+    Both have the same shape so a chart can draw ``value`` and a ``min``..``max``
+    band either way: a raw reading has ``min == max == value`` and ``count == 1``.
+    """
+
+    ts: datetime = Field(description="Reading time, or the start of the bucket.")
+    value: float = Field(description="The reading, or the bucket average, in the series' `unit`.")
+    min: float = Field(description="Lowest value in the bucket, in the series' `unit`.")
+    max: float = Field(description="Highest value in the bucket, in the series' `unit`.")
+    count: int = Field(description="Readings behind this point (count); 1 for a raw reading.")
+    plausible: bool = Field(
+        description="False if the reading (or any reading in the bucket) was outside the "
+        "hazard's plausible range, i.e. a suspected sensor fault."
+    )
+
+    @classmethod
+    def from_storage(cls, point: ReadingPoint | ReadingBucket) -> ReadingPointPublic:
+        if isinstance(point, ReadingBucket):
+            return cls(
+                ts=point.ts,
+                value=point.avg,
+                min=point.min,
+                max=point.max,
+                count=point.count,
+                plausible=point.implausible == 0,
+            )
+        return cls(
+            ts=point.ts,
+            value=point.value,
+            min=point.value,
+            max=point.value,
+            count=1,
+            plausible=point.plausible,
+        )
+
+
+class ReadingSeriesPublic(_Public):
+    sensor_id: str
+    hazard: str
+    unit: str | None = Field(description="Canonical unit of every value in `points`.")
+    start: datetime = Field(description="Start of the requested range (inclusive).")
+    end: datetime = Field(description="End of the requested range (exclusive).")
+    downsampled: bool = Field(
+        description="True when the range held more readings than `max_points` and "
+        "`points` are time buckets."
+    )
+    bucket_seconds: int | None = Field(
+        description="Width of each bucket, in seconds (buckets are aligned to the Unix "
+        "epoch); null when `points` are raw readings."
+    )
+    points: list[ReadingPointPublic] = Field(description="In time order.")

@@ -1,0 +1,97 @@
+"""Settings for every component, read from ``QORGAU_*`` environment variables (or a ``.env`` file).
+
+Built only by the composition root (`qorgau`), never at import time.
+
+>>> s = Settings(_env_file=None, database_url="postgresql://db/qorgau")
+>>> s.kafka_partitions, s.readings_topic
+(8, 'qorgau.readings')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="QORGAU_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    environment: Literal["development", "production"] = "development"
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    # Infrastructure. `qorgau demo`/`up` fill these in for the embedded stack.
+    database_url: str | None = Field(
+        default=None, description="libpq DSN; unset means an embedded PostgreSQL for demo/up"
+    )
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    timescale: Literal["auto", "on", "off"] = "auto"
+
+    # Kafka topics. Partitions are declared explicitly (brokers' defaults differ).
+    kafka_partitions: int = Field(default=8, ge=1)
+    readings_topic: str = "qorgau.readings"
+    status_topic: str = "qorgau.status"
+    reports_topic: str = "qorgau.reports"
+    deadletter_topic: str = "qorgau.deadletter"
+
+    # Bridge: MQTT -> Kafka.
+    bridge_client_id: str = "qorgau-bridge"
+    bridge_shared_group: str | None = Field(
+        default=None, description="MQTT 5 shared-subscription group to spread load over replicas"
+    )
+    bridge_linger_ms: float = Field(default=5.0, ge=0, description="pack window per enterprise")
+    bridge_max_pack: int = Field(default=500, ge=1, description="readings per Kafka message")
+    bridge_max_inflight: int = Field(default=20000, ge=1)
+
+    # Worker: Kafka -> storage.
+    worker_app_id: str = "qorgau-worker"
+    worker_batch_messages: int = Field(default=200, ge=1)
+    worker_batch_within_s: float = Field(default=0.05, gt=0)
+    worker_fetch_max_wait_ms: int = Field(
+        default=100, ge=1, description="longest a Kafka fetch may wait for data (ms)"
+    )
+    worker_web_port: int | None = None
+
+    # API.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    # Local state of the embedded stack (pgdata, broker configs, logs).
+    state_dir: Path = Path(".qorgau")
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_scheme(cls, v: str) -> str:
+        if urlsplit(v).scheme not in ("mqtt", "mqtts", "tcp"):
+            raise ValueError("mqtt_url must look like mqtt://host:port")
+        return v
+
+    @property
+    def mqtt_host(self) -> str:
+        return urlsplit(self.mqtt_url).hostname or "127.0.0.1"
+
+    @property
+    def mqtt_port(self) -> int:
+        parts = urlsplit(self.mqtt_url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def mqtt_tls(self) -> bool:
+        return urlsplit(self.mqtt_url).scheme == "mqtts"
+
+    @property
+    def mqtt_username(self) -> str | None:
+        return urlsplit(self.mqtt_url).username
+
+    @property
+    def mqtt_password(self) -> str | None:
+        return urlsplit(self.mqtt_url).password

@@ -1,0 +1,309 @@
+"""`qorgau bench`: end-to-end throughput, latency, loss and CPU of the running pipeline.
+
+Publishes N readings over MQTT (QoS 1) from publisher processes as fast as the
+stack takes them (or at ``--rate``), each reading's ``ts`` being the moment it
+was published, then counts every one into the database by ``(sensor, seq)``:
+lost = published - stored, duplicated = stored rows - distinct (sensor, seq),
+latency = ``ingested_at - ts`` (the database's clock at insert minus the
+publisher's clock at publish; same machine, same clock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import psutil
+import psycopg
+
+from core.errors import QorgauError
+from core.settings import Settings
+from edge.loadgen import LeanPublisher
+from edge.publisher import reading_topic
+from qorgau.launcher import Stack
+
+__all__ = ["BenchResult", "run_bench", "run_one"]
+
+_ENTERPRISES = 10
+
+
+@dataclass
+class BenchResult:
+    shape: str
+    readings: int
+    messages: int
+    batch: int
+    sensors: int
+    target_rate: float
+    publish_s: float
+    publish_rate: float
+    end_to_end_s: float
+    end_to_end_rate: float
+    stored: int
+    lost: int
+    duplicated: int
+    latency_p50_ms: float
+    latency_p99_ms: float
+    latency_max_ms: float
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    cpu_pct_of_core: dict[str, float] = field(default_factory=dict)
+
+
+def _sensor(run: str, i: int) -> tuple[str, str]:
+    return f"BENCH{i % _ENTERPRISES:02d}", f"B{run}-S{i:05d}"
+
+
+def _publisher(
+    host: str,
+    port: int,
+    run: str,
+    sensor_ids: list[int],
+    per_sensor: int,
+    batch: int,
+    rate: float,
+    out: Any,
+) -> None:
+    """One publisher process: ``per_sensor`` readings for each of its sensors."""
+    pub = LeanPublisher(host, port)
+    topics = {i: reading_topic(*_sensor(run, i)) for i in sensor_ids}
+    seqs = dict.fromkeys(sensor_ids, 0)
+    total = per_sensor * len(sensor_ids)
+    messages = 0
+    sent = 0
+    t0 = time.perf_counter()
+    while sent < total:
+        for i in sensor_ids:
+            if seqs[i] >= per_sensor:
+                continue
+            n = min(batch, per_sensor - seqs[i])
+            now = datetime.now(UTC)
+            items = []
+            for k in range(n):
+                seqs[i] += 1
+                ts = (now + timedelta(microseconds=k)).isoformat().replace("+00:00", "Z")
+                items.append(
+                    {"ts": ts, "hazard": "co", "value": 10.0, "unit": "ppm", "seq": seqs[i]}
+                )
+            payload = orjson.dumps({"readings": items} if batch > 1 else items[0])
+            pub.publish(topics[i], payload)
+            messages += 1
+            sent += n
+            if rate > 0:
+                pub.flush()
+                ahead = sent / rate - (time.perf_counter() - t0)
+                while ahead > 0.002:
+                    pub.service()
+                    time.sleep(min(ahead, 0.005))
+                    ahead = sent / rate - (time.perf_counter() - t0)
+    ok = pub.wait_acked(timeout_s=600)
+    elapsed = time.perf_counter() - t0
+    pub.close()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out.put(
+        {
+            "messages": messages,
+            "readings": sent,
+            "publish_s": elapsed,
+            "acked": ok,
+            "cpu_s": usage.ru_utime + usage.ru_stime,
+        }
+    )
+
+
+def _proc_tree_cpu(pid: int) -> float:
+    try:
+        p = psutil.Process(pid)
+        procs = [p, *p.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for q in procs:
+        try:
+            t = q.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def _component_cpu(stack: Stack) -> dict[str, float]:
+    cpu = {c.name: _proc_tree_cpu(c.proc.pid) for c in stack.children}
+    pg = getattr(stack, "_pg", None)
+    if pg is not None:
+        cpu["postgres"] = _proc_tree_cpu(pg.get_pid())
+    return cpu
+
+
+def run_one(
+    stack: Stack,
+    *,
+    readings: int,
+    batch: int,
+    sensors: int,
+    rate: float,
+    publishers: int,
+    timeout_s: float,
+) -> BenchResult:
+    s = stack.settings
+    assert s.database_url is not None
+    run = uuid.uuid4().hex[:6]
+    per_sensor = max(1, readings // sensors)
+    total = per_sensor * sensors
+    cpu0 = _component_cpu(stack)
+    queue: Any = mp.get_context("spawn").Queue()
+    procs = []
+    for p in range(publishers):
+        ids = list(range(p, sensors, publishers))
+        proc = mp.get_context("spawn").Process(
+            target=_publisher,
+            args=(
+                s.mqtt_host,
+                s.mqtt_port,
+                run,
+                ids,
+                per_sensor,
+                batch,
+                rate / publishers if rate else 0.0,
+                queue,
+            ),
+        )
+        proc.start()
+        procs.append(proc)
+
+    like = f"B{run}-S%"
+    stored = 0
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(s.database_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM readings WHERE sensor_id LIKE %s", (like,)
+            ).fetchone()
+            stored = int(row[0]) if row else 0
+            if stored >= total:
+                break
+            failed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if failed:
+                raise QorgauError(f"a publisher process failed (exit codes {failed})")
+            time.sleep(0.25)
+        pubs = [queue.get(timeout=60) for _ in procs]
+        for proc in procs:
+            proc.join(10)
+        stats = conn.execute(
+            "SELECT count(*), count(DISTINCT (sensor_id, seq)),"
+            " min(ts), max(ingested_at),"
+            " percentile_cont(0.5) WITHIN GROUP (ORDER BY ingested_at - ts),"
+            " percentile_cont(0.99) WITHIN GROUP (ORDER BY ingested_at - ts),"
+            " max(ingested_at - ts)"
+            " FROM readings WHERE sensor_id LIKE %s",
+            (like,),
+        ).fetchone()
+    assert stats is not None
+    rows, distinct, first_ts, last_in, p50, p99, pmax = stats
+    cpu1 = _component_cpu(stack)
+    publish_s = max(p["publish_s"] for p in pubs)
+    e2e_s = (last_in - first_ts).total_seconds() if rows else float("nan")
+    cpu = {k: round(cpu1.get(k, 0.0) - cpu0.get(k, 0.0), 2) for k in cpu1}
+    cpu["publishers"] = round(sum(p["cpu_s"] for p in pubs), 2)
+    wall = max(e2e_s, publish_s)
+
+    def ms(d: timedelta | None) -> float:
+        return round(d.total_seconds() * 1000, 1) if d is not None else float("nan")
+
+    return BenchResult(
+        shape="single" if batch == 1 else f"batch-{batch}",
+        readings=total,
+        messages=sum(p["messages"] for p in pubs),
+        batch=batch,
+        sensors=sensors,
+        target_rate=rate,
+        publish_s=round(publish_s, 2),
+        publish_rate=round(total / publish_s, 1),
+        end_to_end_s=round(e2e_s, 2),
+        end_to_end_rate=round(distinct / e2e_s, 1),
+        stored=int(distinct),
+        lost=total - int(distinct),
+        duplicated=int(rows) - int(distinct),
+        latency_p50_ms=ms(p50),
+        latency_p99_ms=ms(p99),
+        latency_max_ms=ms(pmax),
+        cpu_s=cpu,
+        cpu_pct_of_core={k: round(100 * v / wall, 1) for k, v in cpu.items()},
+    )
+
+
+def _print_table(results: list[BenchResult]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(
+        title=f"qorgau bench — {os.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, shared machine"
+    )
+    t.add_column("metric")
+    for r in results:
+        t.add_column(
+            r.shape + (f" @ {r.target_rate:,.0f}/s" if r.target_rate else ""), justify="right"
+        )
+    rows: list[tuple[str, str]] = [
+        ("readings published", "readings"),
+        ("MQTT messages", "messages"),
+        ("publish time (s)", "publish_s"),
+        ("publish rate (readings/s)", "publish_rate"),
+        ("end-to-end time (s)", "end_to_end_s"),
+        ("sustained end to end (readings/s)", "end_to_end_rate"),
+        ("stored", "stored"),
+        ("lost", "lost"),
+        ("duplicated", "duplicated"),
+        ("latency p50 publish→stored (ms)", "latency_p50_ms"),
+        ("latency p99 publish→stored (ms)", "latency_p99_ms"),
+        ("latency max (ms)", "latency_max_ms"),
+    ]
+    for label, attr in rows:
+        t.add_row(label, *[f"{getattr(r, attr):,}" for r in results])
+    for comp in results[0].cpu_s:
+        t.add_row(
+            f"CPU {comp} (s / % of one core)",
+            *[
+                f"{r.cpu_s.get(comp, 0):.1f} / {r.cpu_pct_of_core.get(comp, 0):.0f}%"
+                for r in results
+            ],
+        )
+    Console().print(t)
+
+
+def run_bench(settings: Settings, args: argparse.Namespace) -> int:
+    if "state_dir" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"state_dir": settings.state_dir / "bench"})
+    results = []
+    with Stack(settings, components=("bridge", "worker")) as stack:
+        for batch in args.batch:
+            r = run_one(
+                stack,
+                readings=args.readings,
+                batch=batch,
+                sensors=args.sensors,
+                rate=args.rate,
+                publishers=args.publishers,
+                timeout_s=args.timeout,
+            )
+            results.append(r)
+            if not args.json:
+                print(
+                    f"{r.shape}: {r.end_to_end_rate:,.0f} readings/s end to end, "
+                    f"lost {r.lost}, duplicated {r.duplicated}, "
+                    f"p99 {r.latency_p99_ms:,.0f} ms",
+                    flush=True,
+                )
+    if args.json:
+        print(orjson.dumps([asdict(r) for r in results], option=orjson.OPT_INDENT_2).decode())
+    else:
+        _print_table(results)
+    return 0 if all(r.lost == 0 and r.duplicated == 0 for r in results) else 1

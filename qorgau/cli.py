@@ -1,0 +1,292 @@
+"""The `qorgau` command: one subcommand per component, plus the local stack.
+
+Production runs each component on its own (``qorgau bridge``, ``qorgau worker``,
+``qorgau api``, ``qorgau migrate``) against real infrastructure named by
+``QORGAU_*`` variables; ``qorgau demo`` / ``qorgau up`` start everything on
+this machine with embedded defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from core.catalogue import load_catalogue
+from core.errors import QorgauError
+from core.reference import load_reference
+from core.settings import Settings
+from qorgau.logs import configure_logging
+
+__all__ = ["main"]
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _require_db(settings: Settings) -> str:
+    if not settings.database_url:
+        raise QorgauError("set QORGAU_DATABASE_URL (e.g. postgresql://user@host:5432/qorgau)")
+    return settings.database_url
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from storage.migrate import migrate
+    from storage.reference import seed_reference
+
+    dsn = _require_db(settings)
+    result = migrate(dsn, timescale=settings.timescale)
+    print(
+        f"schema: {result.flavour} PostgreSQL; applied {len(result.applied)} migration(s)"
+        f"{': ' + ', '.join(result.applied) if result.applied else ''};"
+        f" {len(result.skipped)} already applied"
+    )
+    if not args.no_seed:
+        counts = seed_reference(dsn, load_reference())
+        print("reference data: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_bridge(settings: Settings, _args: argparse.Namespace) -> int:
+    from stream.bridge import Bridge
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await Bridge(settings).run(stop)
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
+    from stream.worker import run_worker
+
+    _require_db(settings)
+    run_worker(settings, load_catalogue())
+    return 0
+
+
+def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.main import create_app
+
+    _require_db(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+    return 0
+
+
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from edge.simulator import Simulator
+
+    ref = load_reference()
+    wanted = set(args.enterprises.split(",")) if args.enterprises else None
+    enterprises = [e for e in ref.enterprises if wanted is None or e.id in wanted]
+    if not enterprises:
+        raise QorgauError(f"no enterprise matches --enterprises {args.enterprises}")
+    sim = Simulator(
+        enterprises,
+        load_catalogue(),
+        settings.mqtt_host,
+        settings.mqtt_port,
+        seed=args.seed,
+        gateway_batch=args.gateway_batch,
+        incident_every_s=args.incident_every,
+        interval_scale=args.interval_scale,
+    )
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_a: sim.stop())
+    sim.run()
+    return 0
+
+
+def _run_stack(settings: Settings, *, simulate: bool, args: argparse.Namespace) -> int:
+    import psycopg
+    from rich.console import Console
+
+    from qorgau.launcher import Stack
+
+    console = Console(soft_wrap=True)
+    sim_args: tuple[str, ...] = ()
+    if simulate:
+        sim_args = ("--incident-every", str(args.incident_every))
+    stack = Stack(settings, simulate=simulate, simulate_args=sim_args)
+    stopping = threading.Event()
+
+    def on_signal(*_a: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    console.print("[bold]Qorgau[/bold]: starting the local stack…")
+    t0 = time.monotonic()
+    try:
+        stack.start()
+        s = stack.settings
+        console.print(f"  MQTT broker   {s.mqtt_url}  [dim]{stack.mqtt_broker}[/dim]")
+        console.print(f"  Kafka         {s.kafka_bootstrap}")
+        console.print(f"  PostgreSQL    {s.database_url}")
+        console.print(
+            f"  API           {stack.api_url}/docs  (readings: {stack.api_url}/api/v1/enterprises)"
+        )
+        console.print(f"  Logs          {stack.state_dir / 'logs'}")
+        console.print(f"  up in {time.monotonic() - t0:.1f} s. Ctrl-C stops everything.\n")
+        assert s.database_url is not None
+        last_count, last_t = 0, time.monotonic()
+        while not stopping.wait(5.0):
+            dead = stack.dead_children()
+            if dead:
+                for c in dead:
+                    console.print(
+                        f"[red]{c.name} exited with code {c.proc.returncode};"
+                        f" see {c.log_path}[/red]"
+                    )
+                return 1
+            with (
+                contextlib.suppress(psycopg.Error),
+                psycopg.connect(s.database_url, connect_timeout=3) as conn,
+            ):
+                row = conn.execute(
+                    "SELECT count(*), count(DISTINCT sensor_id) FROM readings"
+                ).fetchone()
+                count, sensors = (int(row[0]), int(row[1])) if row else (0, 0)
+                now = time.monotonic()
+                rate = (count - last_count) / (now - last_t)
+                last_count, last_t = count, now
+                console.print(
+                    f"  {time.strftime('%H:%M:%S')}  readings stored: {count:,}"
+                    f"  ({rate:,.1f} readings/s)  sensors reporting: {sensors}"
+                )
+        return 0
+    finally:
+        console.print("stopping…")
+        stack.stop()
+        console.print("stopped; nothing left running.")
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    return _run_stack(settings, simulate=True, args=args)
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    return _run_stack(settings, simulate=False, args=args)
+
+
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from qorgau.bench import run_bench
+
+    return run_bench(settings, args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="qorgau", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser(
+        "demo", help="start everything on this machine, with simulated enterprises"
+    ).add_argument(
+        "--incident-every",
+        type=float,
+        default=120.0,
+        help="mean seconds between injected incidents (0 = none)",
+    )
+    sub.add_parser("up", help="start everything on this machine, without the simulator")
+    sub.add_parser(
+        "migrate", help="apply database migrations and seed reference data"
+    ).add_argument(
+        "--no-seed", action="store_true", help="do not upsert regions/industries/enterprises"
+    )
+    sub.add_parser("bridge", help="run the MQTT -> Kafka bridge")
+    sub.add_parser("worker", help="run a Faust stream worker")
+    sub.add_parser("api", help="run the HTTP API")
+    sim = sub.add_parser("simulate", help="publish simulated sensor readings over MQTT")
+    sim.add_argument("--enterprises", help="comma-separated enterprise ids (default: all)")
+    sim.add_argument("--seed", type=int, default=42)
+    sim.add_argument(
+        "--gateway-batch", type=int, default=10, help="readings per gateway batch message"
+    )
+    sim.add_argument(
+        "--incident-every",
+        type=float,
+        default=120.0,
+        help="mean seconds between injected incidents (0 = none)",
+    )
+    sim.add_argument(
+        "--interval-scale",
+        type=float,
+        default=1.0,
+        help="multiply every sensor's reporting interval",
+    )
+    bench = sub.add_parser("bench", help="measure end-to-end throughput, latency, loss")
+    bench.add_argument("-n", "--readings", type=int, default=100_000)
+    bench.add_argument(
+        "--batch",
+        type=int,
+        nargs="+",
+        default=[1, 50],
+        help="readings per MQTT message; one run per value",
+    )
+    bench.add_argument("--sensors", type=int, default=200)
+    bench.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="publish at this many readings/s (0 = as fast as possible)",
+    )
+    bench.add_argument("--publishers", type=int, default=2, help="publishing processes")
+    bench.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for every reading to be stored",
+    )
+    bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    return p
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "up": cmd_up,
+    "migrate": cmd_migrate,
+    "bridge": cmd_bridge,
+    "worker": cmd_worker,
+    "api": cmd_api,
+    "simulate": cmd_simulate,
+    "bench": cmd_bench,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings()
+    except ValidationError as exc:
+        print(f"qorgau: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, json=settings.log_json, component=args.command)
+    try:
+        return COMMANDS[args.command](settings, args)
+    except QorgauError as exc:
+        print(f"qorgau {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,274 @@
+"""The MQTT -> Kafka bridge.
+
+Subscribes to readings, statuses and app reports (QoS 1, persistent session,
+manual acknowledgement), checks each topic and payload, packs one enterprise's
+readings that arrive within ``bridge_linger_ms`` into one Kafka message keyed by
+the enterprise id, and acknowledges the MQTT messages only after Kafka has
+acknowledged the write. A message that fails the checks goes to the dead-letter
+topic with its reason (and is then acknowledged: it is kept there, not lost).
+
+paho's network loop runs in its own thread and only appends to an inbox; all
+the work and every acknowledgement happen on the asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from paho.mqtt.enums import CallbackAPIVersion
+
+from core.errors import InvalidReading
+from core.settings import Settings
+from stream.codec import dead_letter, encode_envelope, parse_reading_payload, parse_topic
+from stream.kafka import ensure_topics, wait_for_kafka
+from stream.readiness import clear_ready, mark_ready
+
+__all__ = ["Bridge", "BridgeStats", "run_bridge"]
+
+log = structlog.get_logger(__name__)
+
+SUBSCRIPTIONS = (
+    "qorgau/v1/+/sensors/+/reading",
+    "qorgau/v1/+/sensors/+/status",
+    "qorgau/v1/+/app/+/report",
+)
+
+# (topic, payload, mid, qos, received_at)
+_Inbound = tuple[str, bytes, int, int, float]
+
+
+@dataclass(slots=True)
+class BridgeStats:
+    messages: int = 0
+    readings: int = 0
+    kafka_messages: int = 0
+    dead_letters: int = 0
+    dead_letter_reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class Bridge:
+    """One bridge process. ``await bridge.run(stop)`` until ``stop`` is set."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stats = BridgeStats()
+        # paho's thread appends, the asyncio loop pops: deque operations are atomic.
+        # (Swapping a list out from under the other thread loses the odd message.)
+        self._inbox: deque[_Inbound] = deque()
+        self._connected = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+        self._producer: AIOKafkaProducer | None = None
+        self._client = self._make_client()
+
+    # --- MQTT side (paho thread) -------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=s.bridge_client_id,
+            clean_session=False,  # the broker keeps our QoS 1 messages while we are away
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        if s.mqtt_username:
+            client.username_pw_set(s.mqtt_username, s.mqtt_password)
+        if s.mqtt_tls:
+            client.tls_set()
+        client.max_inflight_messages_set(s.bridge_max_inflight)
+        client.max_queued_messages_set(0)
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: Any, _p: Any) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("mqtt subscription refused", reasons=[str(r) for r in reasons])
+            return
+        mark_ready(self.settings.state_dir, "bridge")
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("mqtt connect refused", reason=str(reason))
+            return
+        prefix = (
+            f"$share/{self.settings.bridge_shared_group}/"
+            if self.settings.bridge_shared_group
+            else ""
+        )
+        client.subscribe([(prefix + t, 1) for t in SUBSCRIPTIONS])
+        log.info("mqtt connected", broker=self.settings.mqtt_url)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._connected.set)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        log.warning("mqtt disconnected; reconnecting", reason=str(reason))
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._connected.clear)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._inbox.append((msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time()))
+
+    # --- asyncio side ------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        self._loop = asyncio.get_running_loop()
+        await wait_for_kafka(s.kafka_bootstrap)
+        await ensure_topics(
+            s.kafka_bootstrap,
+            [s.readings_topic, s.status_topic, s.reports_topic, s.deadletter_topic],
+            partitions=s.kafka_partitions,
+        )
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka_bootstrap,
+            acks="all",
+            linger_ms=2,
+            max_batch_size=1 << 20,
+            max_request_size=8 << 20,
+            request_timeout_ms=15000,
+        )
+        await self._producer.start()
+        self._client.connect_async(s.mqtt_host, s.mqtt_port, keepalive=30)
+        self._client.loop_start()
+        log.info("bridge started", mqtt=s.mqtt_url, kafka=s.kafka_bootstrap)
+        linger = s.bridge_linger_ms / 1000.0
+        last_stats = time.monotonic()
+        try:
+            while not stop.is_set():
+                await asyncio.sleep(linger if not self._inbox else 0)
+                if self._inbox:
+                    inbox = self._inbox
+                    batch = [inbox.popleft() for _ in range(len(inbox))]
+                    task = asyncio.create_task(self._forward(batch))
+                    self._pending.add(task)
+                    task.add_done_callback(self._pending.discard)
+                if time.monotonic() - last_stats > 10:
+                    last_stats = time.monotonic()
+                    log.info(
+                        "bridge stats",
+                        messages=self.stats.messages,
+                        readings=self.stats.readings,
+                        dead_letters=self.stats.dead_letters,
+                    )
+        finally:
+            # Finish what is in flight (acks included), then leave the broker cleanly:
+            # anything not acknowledged stays with the broker for the next run.
+            if self._pending:
+                await asyncio.wait(self._pending, timeout=10)
+            clear_ready(s.state_dir, "bridge")
+            self._client.disconnect()
+            self._client.loop_stop()
+            await self._producer.stop()
+            log.info("bridge stopped", messages=self.stats.messages, readings=self.stats.readings)
+
+    async def _forward(self, batch: list[_Inbound]) -> None:
+        s = self.settings
+        assert self._producer is not None
+        packs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        others: list[tuple[str, bytes, bytes]] = []  # (kafka topic, key, value)
+        for topic, payload, _mid, _qos, received in batch:
+            try:
+                t = parse_topic(topic)
+                if t.kind == "reading":
+                    packs[t.enterprise_id].extend(parse_reading_payload(payload, t.subject_id))
+                elif t.kind == "status":
+                    others.append(
+                        (
+                            s.status_topic,
+                            t.enterprise_id.encode(),
+                            orjson.dumps(
+                                {
+                                    "enterprise_id": t.enterprise_id,
+                                    "sensor_id": t.subject_id,
+                                    "status": payload.decode("utf-8", "replace")[:1000],
+                                    "received_at": received,
+                                }
+                            ),
+                        )
+                    )
+                else:
+                    others.append(
+                        (
+                            s.reports_topic,
+                            t.enterprise_id.encode(),
+                            orjson.dumps(
+                                {
+                                    "enterprise_id": t.enterprise_id,
+                                    "worker_id": t.subject_id,
+                                    "payload": payload.decode("utf-8", "replace"),
+                                    "received_at": received,
+                                }
+                            ),
+                        )
+                    )
+            except InvalidReading as exc:
+                self.stats.dead_letters += 1
+                self.stats.dead_letter_reasons[exc.reason] += 1
+                key = topic.split("/")[2].encode() if topic.count("/") >= 2 else b""
+                others.append(
+                    (
+                        s.deadletter_topic,
+                        key,
+                        dead_letter(
+                            stage="bridge",
+                            reason=exc.reason,
+                            detail=exc.detail,
+                            source=f"mqtt:{topic}",
+                            payload=payload,
+                        ),
+                    )
+                )
+                log.warning(
+                    "dead letter", stage="bridge", topic=topic, reason=exc.reason, detail=exc.detail
+                )
+        now = time.time()
+        sends: list[tuple[str, bytes, bytes]] = []
+        for eid, readings in packs.items():
+            for i in range(0, len(readings), s.bridge_max_pack):
+                chunk = readings[i : i + s.bridge_max_pack]
+                sends.append((s.readings_topic, eid.encode(), encode_envelope(eid, chunk, now)))
+            self.stats.readings += len(readings)
+        sends.extend(others)
+        await self._send_all(sends)
+        for _topic, _payload, mid, qos, _received in batch:
+            self._client.ack(mid, qos)
+        self.stats.messages += len(batch)
+        self.stats.kafka_messages += len(sends)
+
+    async def _send_all(self, sends: list[tuple[str, bytes, bytes]]) -> None:
+        """Send until Kafka acknowledges every message; never give up on a reading."""
+        assert self._producer is not None
+        delay = 0.5
+        while True:
+            try:
+                futures = [
+                    await self._producer.send(topic, value=value, key=key)
+                    for topic, key, value in sends
+                ]
+                await asyncio.gather(*futures)
+                return
+            except KafkaError as exc:
+                # Duplicates from a partial retry are harmless: storage is idempotent.
+                log.error("kafka send failed; retrying", error=repr(exc), messages=len(sends))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+
+async def run_bridge(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    bridge = Bridge(settings)
+    with contextlib.suppress(asyncio.CancelledError):
+        await bridge.run(stop)

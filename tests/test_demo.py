@@ -1,0 +1,65 @@
+"""The README's demo command, as a newcomer runs it: embedded everything, then Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+
+def test_demo_shows_readings_in_the_api_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QORGAU_")}
+    env.update(QORGAU_STATE_DIR=str(tmp_path / "state"), PYTHONUNBUFFERED="1")
+    out = tmp_path / "demo.out"
+    with open(out, "wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qorgau", "demo", "--incident-every", "0"],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+        )
+    started = time.monotonic()
+    descendants: list[psutil.Process] = []
+    try:
+        api = None
+        while time.monotonic() - started < 60 and api is None:
+            assert proc.poll() is None, out.read_text()
+            m = re.search(r"API\s+(http://\S+)/docs", out.read_text())
+            api = m.group(1) if m else None
+            time.sleep(0.2)
+        assert api, out.read_text()
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+        assert len(descendants) >= 6  # brokers, bridge, worker, api, simulator
+        points: list[object] = []
+        while time.monotonic() - started < 60 and not points:
+            r = httpx.get(f"{api}/api/v1/sensors/E001-S01/readings", timeout=5)
+            assert r.status_code == 200, r.text
+            points = r.json()["points"]
+            time.sleep(0.5)
+        assert points, "no reading reached the API within a minute"
+        body = httpx.get(f"{api}/api/v1/enterprises", timeout=5).json()
+        assert {e["id"] for e in body} >= {"E001", "E012"}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(60)
+    assert code == 0, out.read_text()
+    assert "stopped; nothing left running." in out.read_text()
+    time.sleep(0.5)
+    alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], [p.cmdline() for p in alive]
+    # Nothing still serves the stack's state directory (embedded PostgreSQL included).
+    leftover = [
+        p
+        for p in psutil.process_iter(["cmdline", "status"])
+        if p.info["status"] != psutil.STATUS_ZOMBIE
+        and str(tmp_path) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert leftover == []
