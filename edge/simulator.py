@@ -143,7 +143,9 @@ class Simulator:
     def run(self) -> None:
         for sim in self.sensors:
             self._connect(sim)
-            sim.next_due = time.monotonic() + self.rng.random() * sim.sensor.interval_s
+            sim.next_due = (
+                time.monotonic() + self.rng.random() * sim.sensor.interval_s * self.interval_scale
+            )
         log.info("simulator running", sensors=len(self.sensors), broker=f"{self.host}:{self.port}")
         last_tick = 0.0
         while not self._stop.is_set():

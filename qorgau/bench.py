@@ -16,6 +16,7 @@ import os
 import resource
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -151,6 +152,7 @@ def run_one(
     rate: float,
     publishers: int,
     timeout_s: float,
+    progress: Callable[[int, int], None] | None = None,
 ) -> BenchResult:
     s = stack.settings
     assert s.database_url is not None
@@ -187,6 +189,8 @@ def run_one(
                 "SELECT count(*) FROM readings WHERE sensor_id LIKE %s", (like,)
             ).fetchone()
             stored = int(row[0]) if row else 0
+            if progress is not None:
+                progress(stored, total)
             if stored >= total:
                 break
             failed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]

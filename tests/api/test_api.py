@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -429,21 +428,6 @@ async def test_ready_mqtt_ok_against_real_broker(database_url: str) -> None:
     _assert_check(checks["database"], ok=True)
     _assert_check(checks["mqtt"], ok=True)
     _assert_check(checks["kafka"], ok=False)
-
-
-KAFKA_BOOTSTRAP = os.environ.get("QORGAU_TEST_KAFKA_BOOTSTRAP")
-
-
-@pytest.mark.skipif(not KAFKA_BOOTSTRAP, reason="set QORGAU_TEST_KAFKA_BOOTSTRAP to a broker")
-async def test_ready_kafka_ok_against_real_broker(database_url: str) -> None:
-    assert KAFKA_BOOTSTRAP is not None
-    settings = _settings(database_url).model_copy(update={"kafka_bootstrap": KAFKA_BOOTSTRAP})
-    async with _serve(settings) as client:
-        r = await client.get("/api/v1/ready")
-    checks = r.json()["checks"]
-    _assert_check(checks["kafka"], ok=True)
-    _assert_check(checks["mqtt"], ok=False)
-    assert r.status_code == 503
 
 
 @asynccontextmanager
