@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     kafka_bootstrap: str = "127.0.0.1:9092"
     timescale: Literal["auto", "on", "off"] = "auto"
+    embedded_mqtt: Literal["auto", "mosquitto", "amqtt"] = Field(
+        default="auto", description="broker `demo`/`up` start: Mosquitto when installed, else amqtt"
+    )
 
     # Kafka topics. Partitions are declared explicitly (brokers' defaults differ).
     kafka_partitions: int = Field(default=8, ge=1)
@@ -56,6 +59,9 @@ class Settings(BaseSettings):
     worker_app_id: str = "qorgau-worker"
     worker_batch_messages: int = Field(default=200, ge=1)
     worker_batch_within_s: float = Field(default=0.05, gt=0)
+    worker_concurrency: int = Field(
+        default=1, ge=1, description="agent instances per worker (2 overlaps parsing and writing)"
+    )
     worker_fetch_max_wait_ms: int = Field(
         default=100, ge=1, description="longest a Kafka fetch may wait for data (ms)"
     )

@@ -177,6 +177,11 @@ class Stack:
         mosquitto = shutil.which("mosquitto") or (
             "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
         )
+        choice = self.settings.embedded_mqtt
+        if choice == "mosquitto" and not mosquitto:
+            raise ConfigError("QORGAU_EMBEDDED_MQTT=mosquitto but mosquitto is not installed")
+        if choice == "amqtt":
+            mosquitto = None
         conf_dir = self.state_dir / "mqtt"
         conf_dir.mkdir(parents=True, exist_ok=True)
         if mosquitto:
@@ -307,7 +312,8 @@ class Stack:
     def wait_ready(self, component: str, timeout_s: float = 60.0) -> None:
         """Block until ``component`` marked itself ready (or died, or timed out)."""
         path = ready_path(self.state_dir, component)
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        deadline = started + timeout_s
         while not path.exists():
             for c in self.children:
                 if c.name == component and c.proc.poll() is not None:
@@ -317,6 +323,7 @@ class Stack:
             if time.monotonic() > deadline:
                 raise ConfigError(f"{component} not ready within {timeout_s} s")
             time.sleep(0.05)
+        log.info("ready", component=component, waited_s=round(time.monotonic() - started, 2))
 
     def dead_children(self) -> list[Child]:
         return [c for c in self.children if c.proc.poll() is not None]

@@ -115,7 +115,7 @@ def build_app(settings: Settings, catalogue: Catalogue) -> faust.App:
     async def _ready(*_a: Any, **_k: Any) -> None:
         mark_ready(settings.state_dir, "worker")
 
-    @app.agent(readings_topic, name="store-readings")
+    @app.agent(readings_topic, name="store-readings", concurrency=settings.worker_concurrency)
     async def store_readings(stream: Any) -> None:
         pool = AsyncConnectionPool(
             dsn, min_size=1, max_size=2, open=False, check=AsyncConnectionPool.check_connection
