@@ -190,9 +190,68 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     return _run_stack(settings, simulate=False, args=args)
 
 
-def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
-    from qorgau.bench import run_bench
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
 
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from core.limits import load_limits
+    from stream.detection.detector import Detector
+    from stream.replay import replay
+
+    catalogue = load_catalogue(args.catalogue)
+    detector = Detector(catalogue, load_limits(args.limits, catalogue), load_reference(catalogue))
+    source = Path(args.input)
+    if not source.is_file():
+        raise QorgauError(f"no such input file: {source}")
+    err = Console(stderr=True, soft_wrap=True)
+    out = open(args.output, "wb") if args.output != "-" else sys.stdout.buffer  # noqa: SIM115
+    try:
+        with Progress(
+            "replaying",
+            BarColumn(),
+            MofNCompleteColumn(),
+            "readings",
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
+        ) as bar:
+            task = bar.add_task("replay", total=None)
+            summary = replay(
+                source,
+                out,
+                detector,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+    for example in summary.examples:
+        err.print(f"[yellow]skipped[/yellow] {example}")
+    rejected = sum(summary.rejected.values())
+    opened = ", ".join(f"{k} {v}" for k, v in sorted(summary.opened.items())) or "none"
+    err.print(
+        f"{summary.readings:,} readings from {summary.lines:,} lines in"
+        f" {summary.seconds:.2f} s ({summary.readings_per_s:,.0f} readings/s);"
+        f" {rejected:,} skipped"
+        + (
+            f" ({', '.join(f'{k} {v}' for k, v in sorted(summary.rejected.items()))})"
+            if rejected
+            else ""
+        )
+        + f"; alerts opened: {opened}"
+    )
+    return 0
+
+
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from qorgau.bench import run_bench, run_detection_bench
+
+    if args.detection:
+        run_detection_bench(args.readings, as_json=args.json)
+        return 0
     return run_bench(settings, args)
 
 
@@ -236,6 +295,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="multiply every sensor's reporting interval",
     )
+    rep = sub.add_parser("replay", help="run safety detection over a JSON Lines file of readings")
+    rep.add_argument(
+        "input", help="readings, one JSON object per line (payload + enterprise_id, sensor_id)"
+    )
+    rep.add_argument(
+        "-o", "--output", default="-", help="alerts opened, JSON Lines (default: stdout)"
+    )
+    rep.add_argument("--limits", help="limits file (default: the packaged core/data/limits.toml)")
+    rep.add_argument("--catalogue", help="hazard catalogue (default: the packaged one)")
     bench = sub.add_parser("bench", help="measure end-to-end throughput, latency, loss")
     bench.add_argument("-n", "--readings", type=int, default=100_000)
     bench.add_argument(
@@ -260,6 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for every reading to be stored",
     )
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    bench.add_argument(
+        "--detection",
+        action="store_true",
+        help="measure safety detection alone on one core (no brokers)",
+    )
     return p
 
 
@@ -272,6 +345,7 @@ COMMANDS = {
     "api": cmd_api,
     "simulate": cmd_simulate,
     "bench": cmd_bench,
+    "replay": cmd_replay,
 }
 
 

@@ -149,3 +149,66 @@ def test_reference_data() -> None:
         assert any(s.hazard == "temperature" for s in e.sensors)
     ids = [s.id for s in ref.sensors]
     assert len(ids) == len(set(ids))
+
+
+def test_every_limit_names_its_source_and_confirmation() -> None:
+    from core.limits import load_limits
+
+    limits = load_limits()
+    rules = limits.all_rules()
+    assert {r.hazard for r in rules} >= {
+        "co",
+        "h2s",
+        "no2",
+        "so2",
+        "nh3",
+        "cl2",
+        "ch4",
+        "o2",
+        "dust",
+        "noise",
+        "vibration",
+    }
+    for r in rules:
+        assert r.source and r.confirmed in ("source", "secondary", "no")
+    noise = next(r for r in limits.rules("noise") if r.kind.value == "twa")
+    assert (noise.warning, noise.averaging, noise.exchange_rate_db) == (80.0, "energy", 3.0)
+    assert "ҚР ДСМ-15" in noise.source
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[rules.co]]\nkind = "threshold"\nwarning = 1.0\nconfirmed = "no"\n', "legal source"),
+        (
+            '[[rules.co]]\nkind = "threshold"\nwarning = 1.0\nsource = "x"\nconfirmed = "yes"\n',
+            "confirmed must be one of",
+        ),
+        (
+            '[[rules.co]]\nkind = "twa"\nwarning = 1.0\nsource = "x"\nconfirmed = "no"\n',
+            "needs window_min",
+        ),
+        (
+            '[[rules.co]]\nkind = "threshold"\nwarning = 9.0\ncritical = 2.0\nsource = "x"\n'
+            'confirmed = "no"\n',
+            "warning must not be above critical",
+        ),
+        (
+            '[[rules.radon]]\nkind = "threshold"\nwarning = 1.0\nsource = "x"\nconfirmed = "no"\n',
+            "hazard not in the catalogue",
+        ),
+        (
+            '[[rules.co]]\nkind = "panic"\nwarning = 1.0\nsource = "x"\nconfirmed = "no"\n',
+            "kind must be one of",
+        ),
+        ('[[rules.co]]\nkind = "threshold"\nsource = "x"\nconfirmed = "no"\n', "at least one of"),
+    ],
+)
+def test_limits_loader_refuses_bad_rules(tmp_path: Path, text: str, message: str) -> None:
+    from core.limits import load_limits
+
+    path = tmp_path / "limits.toml"
+    path.write_text(text)
+    with pytest.raises(CatalogueError) as e:
+        load_limits(path)
+    assert message in str(e.value)

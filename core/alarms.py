@@ -1,0 +1,72 @@
+"""Alarm vocabulary shared by detection, storage, alerting and the API.
+
+`AlertKind` and `Severity` are the contract of ``qorgau replay`` and of the
+``alerts`` Kafka topic (see docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["AlertAction", "AlertEvent", "AlertKind", "Severity"]
+
+
+class Severity(StrEnum):
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return 2 if self is Severity.CRITICAL else 1
+
+
+class AlertKind(StrEnum):
+    THRESHOLD = "threshold"  # an instantaneous reading crossed an alarm set point
+    CEILING = "ceiling"  # an instantaneous reading crossed a never-exceed limit
+    STEL = "stel"  # short-term (15-min) average over its limit
+    TWA = "twa"  # shift (8-h) time-weighted average / noise or vibration dose over its limit
+    FIRE = "fire"  # heat, smoke, CO rising: a fire signal
+    ANOMALY = "anomaly"  # an online model flagged a departure from normal
+    SENSOR_FAULT = "sensor_fault"  # physically impossible or stuck values
+    STALE = "stale"  # a sensor went silent
+    SOS = "sos"  # a worker's SOS or man-down report
+
+
+class AlertAction(StrEnum):
+    OPEN = "open"
+    ESCALATE = "escalate"  # warning -> critical on an open alert
+    CLEAR = "clear"  # the condition is over (a person may still have to resolve it)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """A change of machine-side alarm state for one (sensor, kind)."""
+
+    action: AlertAction
+    kind: AlertKind
+    severity: Severity
+    enterprise_id: str
+    sensor_id: str
+    hazard: str
+    ts: datetime  # event time of the reading (or watermark) that caused the change
+    value: float | None
+    message: str
+    limit: float | None = None
+    zone_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def replay_record(self) -> dict[str, Any]:
+        """The line ``qorgau replay`` writes for an opened alert."""
+        return {
+            "ts": self.ts.isoformat().replace("+00:00", "Z"),
+            "enterprise_id": self.enterprise_id,
+            "sensor_id": self.sensor_id,
+            "hazard": self.hazard,
+            "kind": self.kind.value,
+            "severity": self.severity.value,
+            "value": self.value,
+            "message": self.message,
+        }

@@ -1,0 +1,511 @@
+"""Deterministic safety detection for every reading: limits, exposures, fire, sensor health.
+
+`Detector` is the pure per-reading pipeline that the Faust worker and
+``qorgau replay`` both run. It keeps per-sensor state, works in event time
+(the readings' own timestamps; the *watermark* is the newest timestamp seen),
+and returns `AlertEvent` changes — open, escalate, clear — as they happen,
+on the reading that causes them.
+
+Order of work per reading: timestamp sanity (refused with a reason) ->
+stale sensors whose silence the watermark now proves -> physical plausibility
+(an impossible value raises ``sensor_fault`` and goes no further) -> stuck
+sensor -> instantaneous limits -> short-term and shift averages -> fire.
+
+Readings of one sensor are expected in time order; one up to
+``health.lateness_s`` behind the sensor's newest is still checked against the
+instantaneous limits but not added to the averages (see docs: a later change
+makes late readings exact).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from core.alarms import AlertAction, AlertEvent, AlertKind, Severity
+from core.catalogue import Catalogue
+from core.errors import InvalidReading
+from core.limits import LimitRule, Limits
+from core.reference import ReferenceData
+from core.types import Reading
+from stream.detection.alarm import AlarmState
+from stream.detection.fire import HeatState, ZoneFire
+from stream.detection.windows import WindowAverage
+
+__all__ = ["Detector", "DetectorStats", "ExposureRow"]
+
+_GASES = frozenset({"co", "h2s", "no2", "so2", "nh3", "cl2", "ch4"})
+_STUCK_MIN_READINGS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureRow:
+    """One sensor's exposure figures at the end of one minute (event time)."""
+
+    sensor_id: str
+    ts: datetime  # end of the minute
+    enterprise_id: str
+    hazard: str
+    twa: float | None
+    stel: float | None
+    ceiling: float  # the highest reading in the minute
+
+
+@dataclass(slots=True)
+class DetectorStats:
+    readings: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    late: int = 0
+    duplicates: int = 0
+    faults: int = 0
+    events: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Sensor:
+    sensor_id: str
+    enterprise_id: str
+    hazard: str
+    zone_key: str
+    stale_after_s: float
+    rules: list[LimitRule]
+    windows: dict[AlertKind, WindowAverage]
+    alarms: dict[AlertKind, AlarmState]
+    last_t: float | None = None
+    last_ts: datetime | None = None
+    stuck_value: float | None = None
+    stuck_since: float = 0.0
+    stuck_count: int = 0
+    heat: HeatState | None = None
+    co_normal: float | None = None
+    minute: int | None = None
+    minute_max: float = -math.inf
+    minute_twa: float | None = None
+    minute_stel: float | None = None
+
+
+class Detector:
+    """Per-reading safety detection over any number of sensors.
+
+    ``clock`` gives the receiver's time for timestamp sanity checks (the live
+    worker passes wall-clock time); without it the watermark is the reference,
+    which keeps ``qorgau replay`` deterministic.
+    """
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        limits: Limits,
+        reference: ReferenceData | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.catalogue = catalogue
+        self.limits = limits
+        self.clock = clock
+        self.stats = DetectorStats()
+        self.watermark: float | None = None
+        self._sensors: dict[str, _Sensor] = {}
+        self._zones: dict[str, ZoneFire] = {}
+        self._zone_alarms: dict[str, AlarmState] = {}
+        self._stale_heap: list[tuple[float, str]] = []
+        self._exposures: list[ExposureRow] = []
+        self._known: dict[str, tuple[str, float, float | None]] = {}
+        if reference is not None:
+            for ent in reference.enterprises:
+                for zone in ent.zones:
+                    for s in zone.sensors:
+                        self._known[s.id] = (zone.id, s.interval_s, zone.normal_temperature_c)
+
+    # --- state ---------------------------------------------------------------------
+    def _sensor(self, r: Reading) -> _Sensor:
+        st = self._sensors.get(r.sensor_id)
+        if st is not None:
+            return st
+        h = self.limits.health
+        zone_id, interval, normal_c = self._known.get(
+            r.sensor_id, (f"{r.enterprise_id}:unzoned", h.default_interval_s, None)
+        )
+        rules = self.limits.rules(r.hazard)
+        windows: dict[AlertKind, WindowAverage] = {}
+        for rule in rules:
+            if rule.kind in (AlertKind.STEL, AlertKind.TWA):
+                windows[rule.kind] = WindowAverage(
+                    rule.window_min * 60.0,
+                    rule.averaging,
+                    max_hold_s=max(3 * interval, 60.0),
+                    exchange_rate_db=rule.exchange_rate_db,
+                )
+        alarms = {rule.kind: AlarmState(rule.clear_hold_s) for rule in rules}
+        alarms[AlertKind.SENSOR_FAULT] = AlarmState(h.fault_clear_s)
+        alarms[AlertKind.STALE] = AlarmState(0.0)
+        alarms[AlertKind.FIRE] = AlarmState(self.limits.fire.clear_hold_s)
+        st = _Sensor(
+            sensor_id=r.sensor_id,
+            enterprise_id=r.enterprise_id,
+            hazard=r.hazard,
+            zone_key=f"{r.enterprise_id}/{zone_id}",
+            stale_after_s=max(h.stale_factor * interval, h.min_stale_s),
+            rules=rules,
+            windows=windows,
+            alarms=alarms,
+        )
+        if r.hazard == "temperature":
+            st.heat = HeatState(self.limits.fire, normal_c)
+        self._sensors[r.sensor_id] = st
+        return st
+
+    # --- events ----------------------------------------------------------------------
+    def _event(
+        self,
+        action: AlertAction | None,
+        st: _Sensor,
+        kind: AlertKind,
+        alarm: AlarmState,
+        ts: datetime,
+        value: float | None,
+        message: str,
+        limit: float | None = None,
+        **details: object,
+    ) -> list[AlertEvent]:
+        if action is None:
+            return []
+        self.stats.events[f"{kind.value}:{action.value}"] = (
+            self.stats.events.get(f"{kind.value}:{action.value}", 0) + 1
+        )
+        severity = alarm.severity or alarm.cleared_severity or Severity.WARNING
+        return [
+            AlertEvent(
+                action=action,
+                kind=kind,
+                severity=severity,
+                enterprise_id=st.enterprise_id,
+                sensor_id=st.sensor_id,
+                hazard=st.hazard,
+                ts=ts,
+                value=value,
+                message=message,
+                limit=limit,
+                zone_id=st.zone_key.split("/", 1)[1],
+                details=dict(details),
+            )
+        ]
+
+    def _describe(self, st: _Sensor, value: float) -> str:
+        hz = self.catalogue[st.hazard]
+        return f"{hz.name_en} {value:.4g} {hz.unit}"
+
+    # --- the pipeline ----------------------------------------------------------------
+    def process(self, r: Reading) -> list[AlertEvent]:
+        """Run every check on one reading; return the alarm changes it causes.
+
+        Raises `InvalidReading` for timestamps that cannot be trusted
+        (``future_timestamp``, ``old_timestamp``, ``too_late``); the caller
+        dead-letters those.
+        """
+        h = self.limits.health
+        t = r.ts.timestamp()
+        ref = self.clock().timestamp() if self.clock else self.watermark
+        if ref is not None:
+            if t > ref + h.future_skew_s:
+                self._refuse("future_timestamp")
+                raise InvalidReading(
+                    "future_timestamp",
+                    f"ts {r.ts.isoformat()} is more than {h.future_skew_s:.0f} s"
+                    " ahead of the receiver",
+                )
+            if t < ref - h.max_age_s:
+                self._refuse("old_timestamp")
+                raise InvalidReading(
+                    "old_timestamp", f"ts {r.ts.isoformat()} is more than {h.max_age_s:.0f} s old"
+                )
+        st = self._sensor(r)
+        events: list[AlertEvent] = []
+        late = False
+        if st.last_t is not None and t <= st.last_t:
+            if t == st.last_t:
+                self.stats.duplicates += 1
+                return []
+            if st.last_t - t > h.lateness_s:
+                self._refuse("too_late")
+                raise InvalidReading(
+                    "too_late",
+                    f"ts {r.ts.isoformat()} is more than"
+                    f" {h.lateness_s:.0f} s behind the sensor's newest reading",
+                )
+            late = True
+            self.stats.late += 1
+        self.stats.readings += 1
+        if self.watermark is None or t > self.watermark:
+            self.watermark = t
+            events += self._expire_stale(t)
+        if not late:
+            st.last_t, st.last_ts = t, r.ts
+            heapq.heappush(self._stale_heap, (t + st.stale_after_s, st.sensor_id))
+        stale = st.alarms[AlertKind.STALE]
+        events += self._event(
+            stale.force_clear(),
+            st,
+            AlertKind.STALE,
+            stale,
+            r.ts,
+            r.value,
+            f"{r.sensor_id} reports again",
+        )
+        events += self._health(st, r, t, late)
+        if not r.plausible:
+            return events
+        value = r.value
+        if not late:
+            self._close_minute(st, t)
+        for rule in st.rules:
+            alarm = st.alarms[rule.kind]
+            if rule.kind in (AlertKind.THRESHOLD, AlertKind.CEILING):
+                level = rule.level(value)
+                action = alarm.update(level, rule.clear(value), r.ts)
+                events += self._limit_event(action, st, rule, alarm, r.ts, value, value)
+            elif not late:
+                window = st.windows[rule.kind]
+                window.add(t, value)
+                avg = window.average(t)
+                level = rule.level(avg) if avg is not None else None
+                clear = avg is None or rule.clear(avg)
+                action = alarm.update(level, clear, r.ts)
+                events += self._limit_event(action, st, rule, alarm, r.ts, value, avg)
+                if rule.kind is AlertKind.TWA:
+                    st.minute_twa = avg
+                else:
+                    st.minute_stel = avg
+        if not late:
+            st.minute_max = max(st.minute_max, value)
+            events += self._fire(st, r, t, value)
+        return events
+
+    def _refuse(self, reason: str) -> None:
+        self.stats.refused[reason] = self.stats.refused.get(reason, 0) + 1
+
+    def _limit_event(
+        self,
+        action: AlertAction | None,
+        st: _Sensor,
+        rule: LimitRule,
+        alarm: AlarmState,
+        ts: datetime,
+        value: float,
+        measured: float | None,
+    ) -> list[AlertEvent]:
+        if action is None:
+            return []
+        unit = self.catalogue[st.hazard].unit
+        severity = alarm.severity or alarm.cleared_severity or Severity.WARNING
+        limit = rule.limit_for(severity)
+        what = {
+            AlertKind.THRESHOLD: "reading",
+            AlertKind.CEILING: "reading (ceiling)",
+            AlertKind.STEL: f"{rule.window_min:g}-min average",
+            AlertKind.TWA: f"{rule.window_min / 60:g}-h average",
+        }[rule.kind]
+        m = measured if measured is not None else value
+        if action is AlertAction.CLEAR:
+            msg = f"{self._describe(st, m).split(' ', 1)[0]} {what} back to {m:.4g} {unit}"
+        else:
+            below = rule.warning_below is not None and m <= (rule.warning_below or 0)
+            sign = "≤" if below else "≥"
+            msg = (
+                f"{self.catalogue[st.hazard].name_en} {what} {m:.4g} {unit} {sign}"
+                f" {severity.value} level {limit:g} {unit} ({rule.source})"
+            )
+        return self._event(
+            action,
+            st,
+            rule.kind,
+            alarm,
+            ts,
+            round(m, 6),
+            msg,
+            limit,
+            source=rule.source,
+            confirmed=rule.confirmed,
+        )
+
+    def _health(self, st: _Sensor, r: Reading, t: float, late: bool) -> list[AlertEvent]:
+        fault = st.alarms[AlertKind.SENSOR_FAULT]
+        hz = self.catalogue[st.hazard]
+        problem = ""
+        if not r.plausible:
+            self.stats.faults += 1
+            problem = (
+                f"{r.sensor_id}: {self._describe(st, r.value)} is physically impossible"
+                f" (plausible {hz.plausible_min:g}..{hz.plausible_max:g} {hz.unit})"
+            )
+            st.stuck_value, st.stuck_count = None, 0
+        elif not late:
+            stuck_after = self.limits.health.stuck_after_s.get(st.hazard, 0.0)
+            if r.value == st.stuck_value:
+                st.stuck_count += 1
+            else:
+                st.stuck_value, st.stuck_since, st.stuck_count = r.value, t, 1
+            ignorable = st.hazard in _GASES and r.value == 0.0  # clean air reads a flat zero
+            if (
+                stuck_after > 0
+                and not ignorable
+                and st.stuck_count >= _STUCK_MIN_READINGS
+                and t - st.stuck_since >= stuck_after
+            ):
+                problem = (
+                    f"{r.sensor_id}: stuck at {self._describe(st, r.value)} for"
+                    f" {(t - st.stuck_since) / 60:.0f} min ({st.stuck_count} readings)"
+                )
+        if late and not problem:
+            return []
+        action = fault.update(Severity.WARNING if problem else None, not problem, r.ts)
+        if action is AlertAction.CLEAR:
+            problem = f"{r.sensor_id}: readings plausible again"
+        return self._event(action, st, AlertKind.SENSOR_FAULT, fault, r.ts, r.value, problem or "")
+
+    def _expire_stale(self, now: float) -> list[AlertEvent]:
+        events: list[AlertEvent] = []
+        heap = self._stale_heap
+        while heap and heap[0][0] <= now:
+            deadline, sid = heapq.heappop(heap)
+            st = self._sensors[sid]
+            if st.last_t is None or deadline != st.last_t + st.stale_after_s:
+                continue  # superseded by a newer reading
+            alarm = st.alarms[AlertKind.STALE]
+            ts = datetime.fromtimestamp(deadline, UTC)
+            action = alarm.update(Severity.WARNING, False, ts)
+            events += self._event(
+                action,
+                st,
+                AlertKind.STALE,
+                alarm,
+                ts,
+                None,
+                f"{sid} silent since {st.last_ts:%Y-%m-%d %H:%M:%S}Z"
+                f" ({st.stale_after_s:.0f} s without a reading)",
+            )
+        return events
+
+    def advance(self, ts: datetime) -> list[AlertEvent]:
+        """Move the watermark without a reading (e.g. the end of a replay file)."""
+        t = ts.timestamp()
+        if self.watermark is None or t > self.watermark:
+            self.watermark = t
+            return self._expire_stale(t)
+        return []
+
+    # --- fire ---------------------------------------------------------------------------
+    def _fire(self, st: _Sensor, r: Reading, t: float, value: float) -> list[AlertEvent]:
+        f = self.limits.fire
+        zone = self._zones.get(st.zone_key)
+        if zone is None:
+            zone = self._zones[st.zone_key] = ZoneFire(f)
+        alarm = st.alarms[AlertKind.FIRE]
+        level: Severity | None = None
+        msg = ""
+        if st.heat is not None:
+            threshold = st.heat.fixed_threshold
+            fixed, ror, rate = st.heat.update(t, value)
+            if rate >= f.combo_heat_c_per_min:
+                zone.signal("heat", t)
+            if fixed:
+                level = Severity.CRITICAL
+                msg = (
+                    f"heat: {value:.1f} °C ≥ {threshold:.1f} °C (fixed {f.fixed_c:g} °C or"
+                    f" normal {st.heat.baseline:.1f} + {f.fixed_above_normal_c:g} °C)"
+                )
+            elif ror:
+                level = Severity.WARNING
+                msg = f"heat rising {rate:.1f} °C/min ≥ {f.ror_c_per_min:g} °C/min"
+        elif st.hazard == "smoke":
+            if value >= f.combo_smoke:
+                zone.signal("smoke", t)
+            if value >= f.smoke_critical:
+                level, msg = Severity.CRITICAL, f"smoke {value:.2f} %obs/m ≥ {f.smoke_critical:g}"
+            elif value >= f.smoke_warning:
+                level, msg = Severity.WARNING, f"smoke {value:.2f} %obs/m ≥ {f.smoke_warning:g}"
+        elif st.hazard == "co":
+            if st.co_normal is None:
+                st.co_normal = value
+            rise = value - st.co_normal
+            if rise >= f.combo_co_rise:
+                zone.signal("co", t)
+            else:  # learn the normal level only while CO is not rising
+                st.co_normal += 0.01 * (value - st.co_normal)
+        else:
+            return []
+        events = self._event(
+            alarm.update(level, level is None, r.ts),
+            st,
+            AlertKind.FIRE,
+            alarm,
+            r.ts,
+            value,
+            f"fire signal in {st.zone_key}: {msg}" if msg else f"fire signal in {st.zone_key} over",
+        )
+        signals = zone.active(t)
+        zone_alarm = self._zone_alarms.get(st.zone_key)
+        if zone_alarm is None:
+            zone_alarm = self._zone_alarms[st.zone_key] = AlarmState(f.clear_hold_s)
+        combined = Severity.CRITICAL if len(signals) >= 2 else None
+        action = zone_alarm.update(combined, combined is None, r.ts)
+        if action is not None and not (
+            action is AlertAction.OPEN and alarm.is_open and alarm.severity is Severity.CRITICAL
+        ):
+            text = (
+                f"fire in zone {st.zone_key}: {' + '.join(signals)} together"
+                if action is not AlertAction.CLEAR
+                else f"fire signals in {st.zone_key} over"
+            )
+            events += self._event(
+                action,
+                st,
+                AlertKind.FIRE,
+                zone_alarm,
+                r.ts,
+                value,
+                text,
+                zone=st.zone_key,
+                signals=signals,
+            )
+        return events
+
+    # --- exposures ----------------------------------------------------------------------
+    def _close_minute(self, st: _Sensor, t: float) -> None:
+        """Emit the exposure row of the sensor's previous minute when ``t`` starts a new one."""
+        if not st.windows:
+            return
+        minute = int(t // 60)
+        if st.minute is not None and minute != st.minute:
+            self._exposures.append(
+                ExposureRow(
+                    st.sensor_id,
+                    datetime.fromtimestamp((st.minute + 1) * 60, UTC),
+                    st.enterprise_id,
+                    st.hazard,
+                    st.minute_twa,
+                    st.minute_stel,
+                    st.minute_max,
+                )
+            )
+            st.minute_max = -math.inf
+        st.minute = minute
+
+    def drain_exposures(self) -> list[ExposureRow]:
+        """Exposure rows of the minutes closed since the last call."""
+        rows, self._exposures = self._exposures, []
+        return rows
+
+    def run(self, readings: Iterable[Reading]) -> Iterable[AlertEvent]:
+        """Process readings in the order given, yielding every alarm change."""
+        for r in readings:
+            try:
+                yield from self.process(r)
+            except InvalidReading:
+                continue
+
+    @staticmethod
+    def end_of(readings_ts: datetime, seconds: float) -> datetime:
+        return readings_ts + timedelta(seconds=seconds)

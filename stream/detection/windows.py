@@ -1,0 +1,99 @@
+"""Trailing time-window averages in event time: STEL, shift TWA, noise LEX, vibration A(8).
+
+Each reading's value stands for the time since the sensor's previous reading
+("backward hold"), so the reading that crosses a limit counts at once. A gap
+longer than ``max_hold_s`` is not filled: the unknown time counts as zero
+exposure, and the average is always taken over the full window (an 8-h TWA
+is the dose so far divided by 8 h, so a shift start never looks like a full
+shift at its first value).
+
+>>> w = WindowAverage(window_s=900, averaging="arithmetic", max_hold_s=60)
+>>> for t in range(0, 901, 60):
+...     w.add(float(t), 20.0)
+>>> round(w.average(900.0), 3)
+20.0
+>>> w.add(960.0, 80.0)        # one minute at 80 within the last 15
+>>> round(w.average(960.0), 3)
+24.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+__all__ = ["WindowAverage", "energy_k"]
+
+
+def energy_k(exchange_rate_db: float) -> float:
+    """The level multiplier for an exchange rate: doubling the time = +q dB.
+
+    >>> round(energy_k(3.0), 3), round(energy_k(5.0), 3)
+    (9.966, 16.61)
+    """
+    return exchange_rate_db / math.log10(2.0)
+
+
+class WindowAverage:
+    """Running integral over a trailing window; O(1) amortised per reading."""
+
+    __slots__ = ("_k", "_last_t", "_segs", "_sum", "averaging", "max_hold_s", "window_s")
+
+    def __init__(
+        self,
+        window_s: float,
+        averaging: str = "arithmetic",
+        *,
+        max_hold_s: float = 60.0,
+        exchange_rate_db: float = 3.0,
+    ) -> None:
+        self.window_s = window_s
+        self.averaging = averaging
+        self.max_hold_s = max_hold_s
+        self._k = energy_k(exchange_rate_db)
+        self._segs: deque[tuple[float, float, float]] = deque()  # (start, end, weight per s)
+        self._sum = 0.0  # integral of the segments in _segs
+        self._last_t: float | None = None
+
+    def _weight(self, value: float) -> float:
+        if self.averaging == "energy":
+            return math.pow(10.0, value / self._k)
+        if self.averaging == "rms":
+            return value * value
+        return value if value > 0.0 else 0.0  # negative zero drift counts as clean air
+
+    def add(self, t: float, value: float) -> None:
+        """Add a reading at ``t`` (seconds); readings must come in time order."""
+        last = self._last_t
+        self._last_t = t
+        if last is None or t <= last:
+            return
+        start = max(last, t - self.max_hold_s)
+        w = self._weight(value)
+        self._segs.append((start, t, w))
+        self._sum += w * (t - start)
+
+    def _integral(self, t: float) -> float:
+        horizon = t - self.window_s
+        segs = self._segs
+        while segs and segs[0][1] <= horizon:
+            s, e, w = segs.popleft()
+            self._sum -= w * (e - s)
+        if not segs:
+            self._sum = 0.0  # drop accumulated rounding
+            return 0.0
+        s, e, w = segs[0]
+        clipped = w * (horizon - s) if s < horizon else 0.0
+        return self._sum - clipped
+
+    def average(self, t: float) -> float | None:
+        """The window's average ending at ``t``; None before any exposure is known."""
+        total = self._integral(t)
+        if total <= 0.0 and not self._segs:
+            return None
+        mean = total / self.window_s
+        if self.averaging == "energy":
+            return self._k * math.log10(mean) if mean > 0 else None
+        if self.averaging == "rms":
+            return math.sqrt(mean) if mean > 0 else 0.0
+        return mean

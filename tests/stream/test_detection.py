@@ -1,0 +1,306 @@
+"""Safety detection: exact alerts for each kind of limit, hand-computed exposures,
+and nothing raised by a hot shop, a shift start or a benign blip."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.alarms import AlertAction, AlertEvent, AlertKind, Severity
+from core.catalogue import load_catalogue
+from core.errors import InvalidReading
+from core.limits import load_limits
+from core.reference import load_reference
+from core.types import Reading
+from stream.detection.detector import Detector
+from stream.detection.windows import WindowAverage
+
+CAT = load_catalogue()
+LIMITS = load_limits()
+T0 = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)  # 08:00 in Kazakhstan
+
+
+def reading(
+    sensor: str, hazard: str, seconds: float, value: float, *, enterprise: str = "E900"
+) -> Reading:
+    hz = CAT[hazard]
+    return Reading(
+        enterprise,
+        sensor,
+        T0 + timedelta(seconds=seconds),
+        hazard,
+        value,
+        hz.unit,
+        None,
+        value,
+        hz.unit,
+        hz.is_plausible(value),
+    )
+
+
+def run(
+    series: list[tuple[str, str, float, float]], detector: Detector | None = None
+) -> list[AlertEvent]:
+    d = detector or Detector(CAT, LIMITS)
+    out: list[AlertEvent] = []
+    for sensor, hazard, t, v in sorted(series, key=lambda x: x[2]):
+        out += d.process(reading(sensor, hazard, t, v))
+    return out
+
+
+def opened(events: list[AlertEvent]) -> list[tuple[str, str, float]]:
+    return [
+        (e.kind.value, e.severity.value, (e.ts - T0).total_seconds())
+        for e in events
+        if e.action is AlertAction.OPEN
+    ]
+
+
+def test_threshold_opens_on_the_crossing_reading_escalates_and_clears_with_hysteresis() -> None:
+    values = [5, 5, 21, 19.5, 20.5, 19, 25, 150, 30, 17, 17, 17, 17, 17, 17, 17, 17, 5]
+    events = run([("S1", "co", 10.0 * i, v) for i, v in enumerate(values)])
+    thr = [e for e in events if e.kind is AlertKind.THRESHOLD]
+    assert [(e.action.value, e.severity.value, e.value) for e in thr] == [
+        ("open", "warning", 21.0),  # the reading that crossed 20 mg/m3
+        ("escalate", "critical", 150.0),  # ≥ 100 mg/m3
+        ("clear", "critical", 17.0),  # below 18 (20 - 10 % dead-band) for 60 s
+    ]
+    # Hovering at the limit (19.5, 20.5, 19) did not flap: one open, one clear.
+    assert thr[0].ts == T0 + timedelta(seconds=20)
+    assert thr[2].ts == T0 + timedelta(seconds=150)  # 17 from t=90 s, held 60 s
+    ceiling = [e for e in events if e.kind is AlertKind.CEILING]
+    assert ceiling == []  # 150 < 229 mg/m3
+    assert "GOST 12.1.005-88" in thr[0].message and "mg/m3" in thr[0].message
+
+
+def test_oxygen_deficiency_and_enrichment() -> None:
+    events = run([("O1", "o2", 0, 20.9), ("O1", "o2", 10, 19.8), ("O1", "o2", 20, 19.0)])
+    assert [
+        (e.action.value, e.severity.value) for e in events if e.kind is AlertKind.THRESHOLD
+    ] == [("open", "warning"), ("escalate", "critical")]
+    events = run([("O2", "o2", 0, 20.9), ("O2", "o2", 10, 24.0)])
+    assert opened(events) == [("threshold", "critical", 10.0)]
+
+
+def test_stel_matches_a_hand_computed_15_minute_average() -> None:
+    # CO: 0 for 5 min, then 30 mg/m3. Readings every 10 s; each holds since the previous.
+    # 15-min average at time t (t >= 900 s): 30 * (t - 300) / 900; it reaches 20 at t = 900 s.
+    series = [("S1", "co", float(t), 0.0 if t <= 300 else 30.0) for t in range(0, 1201, 10)]
+    d = Detector(CAT, LIMITS)
+    events = run(series, d)
+    stel = [e for e in events if e.kind is AlertKind.STEL and e.action is AlertAction.OPEN]
+    assert len(stel) == 1
+    assert (stel[0].ts - T0).total_seconds() == 900.0
+    assert stel[0].value == pytest.approx(20.0)
+    rows = [r for r in d.drain_exposures() if r.sensor_id == "S1"]
+    minute_15 = next(r for r in rows if r.ts == T0 + timedelta(minutes=15))
+    # The minute [14, 15) closes with the reading at 890 s: 30 * 590 / 900.
+    assert minute_15.stel == pytest.approx(30 * 590 / 900)
+    assert minute_15.ceiling == 30.0
+    # Shift average over 8 h at 890 s: 30 * 590 / 28800.
+    assert minute_15.twa == pytest.approx(30 * 590 / 28800)
+
+
+def test_twa_for_dust_is_dose_over_eight_hours() -> None:
+    # 8 mg/m3 for 2 h: TWA(8 h) = 8 * 2 / 8 = 2.0 mg/m3, the warning level, at exactly 2 h.
+    series = [("D1", "dust", float(t), 8.0) for t in range(0, 7201, 60)]
+    events = run(series)
+    twa = [e for e in events if e.kind is AlertKind.TWA]
+    assert [(e.action.value, e.severity.value) for e in twa] == [("open", "warning")]
+    assert (twa[0].ts - T0).total_seconds() == 7200.0
+    assert twa[0].value == pytest.approx(2.0)
+
+
+def test_noise_lex_8h_with_the_3_db_exchange_rate() -> None:
+    # 90 dBA: LEX,8h = 90 + 10/log10(2)*0.30103... = 90 + 9.966 * log10(t / 8 h).
+    # It reaches 80 dBA at t = 8 h * 10^(-10 / 9.966) = 2857 s.
+    series = [("N1", "noise", float(t), 90.0) for t in range(0, 3601, 5)]
+    events = run(series)
+    twa = [e for e in events if e.kind is AlertKind.TWA and e.action is AlertAction.OPEN]
+    expected = 8 * 3600 * 10 ** (-10 / (3 / math.log10(2)))
+    assert len(twa) == 1
+    assert abs((twa[0].ts - T0).total_seconds() - expected) <= 5.0
+    assert twa[0].severity is Severity.WARNING
+
+
+def test_exchange_rate_and_vibration_averages() -> None:
+    w5 = WindowAverage(8 * 3600, "energy", max_hold_s=60, exchange_rate_db=5.0)
+    w3 = WindowAverage(8 * 3600, "energy", max_hold_s=60, exchange_rate_db=3.0)
+    for t in range(0, 4 * 3600 + 1, 60):
+        w5.add(float(t), 90.0)
+        w3.add(float(t), 90.0)
+    # Half the shift at 90 dBA: 5 dB rule -> 85.0; 3 dB rule -> 90 - 3.0 = 87.0
+    assert w5.average(4 * 3600.0) == pytest.approx(85.0, abs=1e-9)
+    assert w3.average(4 * 3600.0) == pytest.approx(87.0, abs=1e-9)
+    rms = WindowAverage(8 * 3600, "rms", max_hold_s=60)
+    for t in range(0, 2 * 3600 + 1, 60):
+        rms.add(float(t), 5.0)
+    assert rms.average(2 * 3600.0) == pytest.approx(2.5)  # A(8) = 5 * sqrt(2/8)
+
+
+def test_gaps_count_as_unknown_not_as_the_last_value() -> None:
+    w = WindowAverage(900, "arithmetic", max_hold_s=60)
+    w.add(0.0, 10.0)
+    w.add(60.0, 10.0)  # 60 s known at 10
+    w.add(660.0, 10.0)  # 10-min gap: only the last 60 s of it are filled
+    assert w.average(660.0) == pytest.approx(10.0 * 120 / 900)
+
+
+def test_negative_drift_is_clamped_in_averages() -> None:
+    w = WindowAverage(900, "arithmetic", max_hold_s=60)
+    for t in range(0, 901, 60):
+        w.add(float(t), -3.0)
+    assert w.average(900.0) == 0.0
+
+
+def test_hot_shop_shift_start_and_a_benign_blip_raise_nothing() -> None:
+    series: list[tuple[str, str, float, float]] = []
+    for i in range(0, 4 * 360):  # 4 h, every 10 s
+        t = 10.0 * i
+        jitter = 0.01 * ((i * 7919) % 13 - 6)  # real sensors never repeat a value for hours
+        # A hot shop at 40 °C with a ±2 °C cycle and a little noise.
+        series.append(("HOT-T", "temperature", t, 40 + 2 * math.sin(t / 3000) + 0.2 * math.sin(t)))
+        # Shift start at t = 0: machines warm a workshop from 22 to 30 °C over 40 min.
+        series.append(("SHIFT-T", "temperature", t, 22 + min(t, 2400) / 300 + jitter))
+        # Noise steps from 70 to 82 dBA at shift start: LEX,8h after 4 h = 82 - 3 = 79 dBA.
+        series.append(("SHIFT-N", "noise", t, (82.0 if t > 0 else 70.0) + jitter))
+        # Dust with one benign blip of 30 mg/m3.
+        series.append(("BLIP-D", "dust", t, 30.0 if i == 100 else 1.0 + jitter))
+    # One odd temperature reading, 6 °C above a steady 25 °C.
+    series += [
+        ("BLIP-T", "temperature", 10.0 * i, 31.0 if i == 50 else 25.0 + 0.01 * (i % 3))
+        for i in range(4 * 360)
+    ]
+    events = run(series)
+    assert opened(events) == []
+
+
+def test_impossible_values_raise_sensor_fault_only_and_skip_the_averages() -> None:
+    d = Detector(CAT, LIMITS)
+    events = run([("F1", "co", 0, 5.0), ("F1", "co", 10, 50000.0), ("F1", "co", 20, 5.0)], d)
+    assert opened(events) == [("sensor_fault", "warning", 10.0)]
+    assert "physically impossible" in events[0].message
+    events = run([("F2", "humidity", 0, 150.0), ("F3", "o2", 0, 45.0)])
+    assert [e.kind for e in events] == [AlertKind.SENSOR_FAULT, AlertKind.SENSOR_FAULT]
+    # The averages never saw 50,000 mg/m3.
+    rows = d.drain_exposures()
+    assert all(r.ceiling < 100 for r in rows)
+
+
+def test_fault_clears_after_five_minutes_of_plausible_values() -> None:
+    series = [("F4", "co", 0, -500.0)] + [("F4", "co", float(t), 4.0) for t in range(10, 401, 10)]
+    events = run(series)
+    faults = [
+        (e.action.value, (e.ts - T0).total_seconds())
+        for e in events
+        if e.kind is AlertKind.SENSOR_FAULT
+    ]
+    assert faults == [("open", 0.0), ("clear", 310.0)]
+
+
+def test_stuck_sensor() -> None:
+    series = [("ST", "noise", float(t), 85.0) for t in range(0, 700, 10)]
+    events = run(series)
+    assert opened(events) == [("sensor_fault", "warning", 600.0)]
+    assert "stuck" in events[0].message
+    # Gas sensors read a flat zero in clean air: not a fault.
+    assert opened(run([("Z", "h2s", float(t), 0.0) for t in range(0, 7200, 10)])) == []
+
+
+def test_silent_sensor_goes_stale_at_the_right_event_time() -> None:
+    ref = load_reference()
+    sensor = ref.enterprises[0].sensors[0]  # reports every interval_s seconds
+    d = Detector(CAT, LIMITS, ref)
+    stale_after = max(3 * sensor.interval_s, 60.0)
+    events: list[AlertEvent] = []
+    events += d.process(reading(sensor.id, sensor.hazard, 0, 1.0))
+    for t in range(0, 600, 5):  # another sensor keeps the watermark moving
+        events += d.process(reading("OTHER", "humidity", float(t), 40.0))
+    stale = [e for e in events if e.kind is AlertKind.STALE]
+    assert [(e.action.value, e.sensor_id) for e in stale] == [("open", sensor.id)]
+    assert stale[0].ts == T0 + timedelta(seconds=stale_after)
+    back = d.process(reading(sensor.id, sensor.hazard, 601, 1.0))
+    assert [(e.kind, e.action) for e in back] == [(AlertKind.STALE, AlertAction.CLEAR)]
+
+
+def test_future_old_and_late_timestamps_are_refused_with_a_reason() -> None:
+    d = Detector(CAT, LIMITS)
+    d.process(reading("S", "co", 1000, 1.0))
+    for seconds, reason in [
+        (1000 + 3600, "future_timestamp"),
+        (1000 - 8 * 86400, "old_timestamp"),
+        (1000 - 120, "too_late"),
+    ]:
+        with pytest.raises(InvalidReading) as e:
+            d.process(reading("S", "co", seconds, 1.0))
+        assert e.value.reason == reason
+    assert d.stats.refused == {"future_timestamp": 1, "old_timestamp": 1, "too_late": 1}
+    assert d.process(reading("S", "co", 1000, 1.0)) == []  # a duplicate changes nothing
+    assert d.stats.duplicates == 1
+
+
+def test_rate_of_rise_then_fixed_temperature() -> None:
+    # 25 °C, then +10 °C/min: sustained rise -> fire warning; 57 °C -> critical.
+    series = [
+        ("H", "temperature", float(t), 25.0 if t < 300 else 25.0 + (t - 300) / 6)
+        for t in range(0, 601, 10)
+    ]
+    events = [e for e in run(series) if e.kind is AlertKind.FIRE]
+    assert [(e.action.value, e.severity.value) for e in events] == [
+        ("open", "warning"),
+        ("escalate", "critical"),
+    ]
+    assert events[1].value >= 57.0
+    assert events[0].ts < events[1].ts
+
+
+def test_zone_signals_together_fire_earlier_than_any_one_alone() -> None:
+    ref = load_reference()
+    zone = next(
+        z
+        for e in ref.enterprises
+        for z in e.zones
+        if {"temperature", "smoke", "co"} <= {s.hazard for s in z.sensors}
+    )
+    by = {s.hazard: s for s in zone.sensors}
+    d = Detector(CAT, LIMITS, ref)
+    base_t = zone.normal_temperature_c or 25.0
+    series = []
+    for t in range(0, 901, 10):
+        rising = t >= 300
+        # Each signal on its own stays under its single-sensor alarm level.
+        series.append(
+            (
+                by["temperature"].id,
+                "temperature",
+                float(t),
+                base_t + (4.0 * (t - 300) / 60 if rising else 0.0) if t < 420 else base_t + 8,
+            )
+        )
+        series.append((by["smoke"].id, "smoke", float(t), 2.0 if rising else 0.2))
+        series.append((by["co"].id, "co", float(t), 5.0))
+    events = []
+    for sensor, hazard, t, v in sorted(series, key=lambda x: x[2]):
+        hz = CAT[hazard]
+        r = Reading(
+            zone.enterprise_id,
+            sensor,
+            T0 + timedelta(seconds=t),
+            hazard,
+            v,
+            hz.unit,
+            None,
+            v,
+            hz.unit,
+            True,
+        )
+        events += d.process(r)
+    fire = [e for e in events if e.kind is AlertKind.FIRE and e.action is AlertAction.OPEN]
+    assert len(fire) == 1
+    assert fire[0].severity is Severity.CRITICAL
+    assert "heat + smoke" in fire[0].message
+    assert (fire[0].ts - T0).total_seconds() <= 420  # within two minutes of the start
+    # Smoke alone at 2 %obs/m and heat alone at 4 °C/min raise nothing.
+    assert opened(run([("SM", "smoke", float(t), 2.0) for t in range(0, 600, 10)])) == []

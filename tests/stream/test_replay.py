@@ -1,0 +1,92 @@
+"""`qorgau replay` as a user runs it: a file in, alerts opened out, bad lines reported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+
+def _line(sensor: str, hazard: str, t: datetime, value: float, unit: str, **extra: object) -> bytes:
+    return orjson.dumps(
+        {
+            "enterprise_id": "E001",
+            "sensor_id": sensor,
+            "ts": t.isoformat().replace("+00:00", "Z"),
+            "hazard": hazard,
+            "value": value,
+            "unit": unit,
+            **extra,
+        }
+    )
+
+
+def test_replay_writes_one_line_per_alert_opened(tmp_path: Path) -> None:
+    t0 = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    lines = []
+    for i in range(60):
+        t = t0 + timedelta(seconds=10 * i)
+        co_ppm = 50.0 if 20 <= i < 30 else 5.0  # 50 ppm = 57.3 mg/m3 for 100 s
+        lines.append(_line("E001-S01", "co", t, co_ppm, "ppm", seq=i))
+        lines.append(_line("E001-S09", "temperature", t, 38.0 + 0.01 * (i % 5), "degC"))
+    lines.reverse()  # replay sorts by timestamp itself
+    lines.insert(7, b"{not json")
+    lines.insert(9, _line("E001-S02", "radon", t0, 1.0, "Bq/m3"))
+    src = tmp_path / "readings.jsonl"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    out = tmp_path / "alerts.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "qorgau", "replay", str(src), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    alerts = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert alerts == [
+        {
+            "ts": "2026-03-02T03:03:20Z",
+            "enterprise_id": "E001",
+            "sensor_id": "E001-S01",
+            "hazard": "co",
+            "kind": "threshold",
+            "severity": "warning",
+            "value": round(50.0 * 28.010 / 24.45, 6),
+            "message": alerts[0]["message"],
+        }
+    ]
+    assert "≥ warning level 20 mg/m3" in alerts[0]["message"]
+    assert "120 readings from 122 lines" in proc.stderr
+    assert "2 skipped (bad_json 1, unknown_hazard 1)" in proc.stderr
+    assert "alerts opened: threshold 1" in proc.stderr
+    assert "readings/s" in proc.stderr
+
+
+def test_replay_is_deterministic_and_reports_a_missing_file(tmp_path: Path) -> None:
+    t0 = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    src = tmp_path / "r.jsonl"
+    src.write_bytes(
+        b"\n".join(
+            _line(
+                f"S{i % 3}", "h2s", t0 + timedelta(seconds=i), 12.0 if i % 50 == 0 else 1.0, "mg/m3"
+            )
+            for i in range(600)
+        )
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "qorgau", "replay", str(src)], capture_output=True, timeout=60
+        ).stdout
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1] and runs[0].count(b"\n") >= 1
+    missing = subprocess.run(
+        [sys.executable, "-m", "qorgau", "replay", str(tmp_path / "no")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 1 and "no such input file" in missing.stderr
