@@ -46,6 +46,7 @@ class AlertEvent:
     """A change of machine-side alarm state for one (sensor, kind)."""
 
     action: AlertAction
+    key: str  # identifies the alert across its open/escalate/clear changes
     kind: AlertKind
     severity: Severity
     enterprise_id: str
@@ -57,6 +58,17 @@ class AlertEvent:
     limit: float | None = None
     zone_id: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+    def wire_record(self) -> dict[str, Any]:
+        """The value published on the ``alerts`` Kafka topic for every change."""
+        return {
+            "key": self.key,
+            "action": self.action.value,
+            **self.replay_record(),
+            "zone_id": self.zone_id,
+            "limit": self.limit,
+            "details": self.details,
+        }
 
     def replay_record(self) -> dict[str, Any]:
         """The line ``qorgau replay`` writes for an opened alert."""

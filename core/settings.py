@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     status_topic: str = "qorgau.status"
     reports_topic: str = "qorgau.reports"
     deadletter_topic: str = "qorgau.deadletter"
+    alerts_topic: str = "qorgau.alerts"
 
     # Bridge: MQTT -> Kafka.
     bridge_client_id: str = "qorgau-bridge"
@@ -64,6 +65,9 @@ class Settings(BaseSettings):
     )
     worker_fetch_max_wait_ms: int = Field(
         default=100, ge=1, description="longest a Kafka fetch may wait for data (ms)"
+    )
+    worker_checkpoint_s: float = Field(
+        default=5.0, gt=0, description="seconds between detection checkpoints per enterprise"
     )
     worker_web_port: int | None = None
 

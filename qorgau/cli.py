@@ -71,10 +71,12 @@ def cmd_bridge(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
+    from core.limits import load_limits
     from stream.worker import run_worker
 
     _require_db(settings)
-    run_worker(settings, load_catalogue())
+    catalogue = load_catalogue()
+    run_worker(settings, catalogue, load_limits(catalogue=catalogue), load_reference(catalogue))
     return 0
 
 

@@ -17,7 +17,7 @@ from psycopg import sql
 
 from core.types import Reading
 
-__all__ = ["ingest_readings"]
+__all__ = ["ingest_new_readings", "ingest_readings"]
 
 _COLUMNS = (
     "sensor_id",
@@ -44,6 +44,7 @@ _MOVE = sql.SQL(
     " SELECT {cols}, clock_timestamp() FROM readings_stage"
     " ON CONFLICT (sensor_id, ts) DO NOTHING"
 ).format(cols=_COLS)
+_MOVE_RETURNING = sql.SQL("{} RETURNING sensor_id, ts").format(_MOVE)
 
 
 async def _copy(
@@ -66,6 +67,36 @@ async def _copy(
                     r.plausible,
                 )
             )
+
+
+async def ingest_new_readings(
+    conn: psycopg.AsyncConnection, readings: Sequence[Reading]
+) -> list[Reading]:
+    """Store ``readings``; return the ones that were not stored before, in input order.
+
+    Runs in the caller's transaction when there is one, so what is derived from
+    the new readings (alerts, exposures, checkpoints) commits with them.
+    """
+    if not readings:
+        return []
+    async with conn.transaction(), conn.cursor() as cur:
+        try:
+            async with conn.transaction():
+                await _copy(cur, _COPY_DIRECT, readings)
+            return list(readings)
+        except psycopg.errors.UniqueViolation:
+            pass
+        await cur.execute(_STAGE)
+        await _copy(cur, _COPY_STAGE, readings)
+        await cur.execute(_MOVE_RETURNING)
+        new = {(sid, ts) for sid, ts in await cur.fetchall()}
+        out, seen = [], set()
+        for r in readings:
+            k = (r.sensor_id, r.ts)
+            if k in new and k not in seen:
+                seen.add(k)
+                out.append(r)
+        return out
 
 
 async def ingest_readings(conn: psycopg.AsyncConnection, readings: Sequence[Reading]) -> int:

@@ -129,7 +129,7 @@ class Bridge:
         await wait_for_kafka(s.kafka_bootstrap)
         await ensure_topics(
             s.kafka_bootstrap,
-            [s.readings_topic, s.status_topic, s.reports_topic, s.deadletter_topic],
+            [s.readings_topic, s.status_topic, s.reports_topic, s.deadletter_topic, s.alerts_topic],
             partitions=s.kafka_partitions,
         )
         self._producer = AIOKafkaProducer(

@@ -1,41 +1,61 @@
-"""The Faust worker: readings from Kafka -> units -> storage, in batches.
+"""The Faust worker: readings -> storage + safety detection; app reports -> SOS alerts.
 
-The agent takes up to ``worker_batch_messages`` bridge envelopes (each packing
-many readings) or whatever arrived within ``worker_batch_within_s``, converts
-every reading to its canonical unit, sends what cannot be accepted to the
-dead-letter topic with its topic/partition/offset, and COPYs the rest into
-storage in one transaction. Faust acknowledges the events only after the loop
-body returns, i.e. after storage has committed; a database outage makes the
-agent wait and retry, never skip.
+``store-readings`` takes up to ``worker_batch_messages`` bridge envelopes (each
+packing many readings) or whatever arrived within ``worker_batch_within_s``,
+converts every reading to its canonical unit (what cannot be accepted goes to
+the dead-letter topic with its topic/partition/offset), then, in one database
+transaction, stores the batch, runs the safety detection on every reading
+never stored before, stores alert changes, per-minute exposures and detection
+checkpoints, publishes the alert changes on the ``alerts`` topic (keyed by
+enterprise, each with a stable alert key), and commits. Faust acknowledges the
+events only after the loop body returns, i.e. after the commit; a database
+outage makes the agent wait and retry, never skip.
+
+Detection state lives in memory per enterprise and is checkpointed to
+PostgreSQL; a worker that takes over a partition restores it (checkpoint +
+the readings stored after it), so a restart does not forget the shift.
+
+``store-reports`` handles workers' reports one by one: an SOS or man-down
+becomes a critical alert within the same second.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import orjson
 import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
+from core.alarms import AlertEvent
 from core.catalogue import Catalogue
 from core.errors import ConfigError, InvalidReading
+from core.limits import Limits
+from core.reference import ReferenceData
 from core.settings import Settings
 from core.types import Reading
-from storage.ingest import ingest_readings
+from storage.detection import record_alert_events, store_report
 from stream import transport
 from stream.codec import dead_letter, decode_envelope, normalise
+from stream.detection.detector import Detector
 from stream.kafka import ensure_topics, wait_for_kafka
+from stream.processing import BatchProcessor
 from stream.readiness import clear_ready, mark_ready
+from stream.reports import parse_report
 
 __all__ = ["build_app", "run_worker"]
 
 log = structlog.get_logger(__name__)
 
 
-def build_app(settings: Settings, catalogue: Catalogue) -> faust.App:
+def build_app(
+    settings: Settings, catalogue: Catalogue, limits: Limits, reference: ReferenceData
+) -> faust.App:
     """Build the Faust app with its topics and agents (no I/O until the worker starts)."""
     if not settings.database_url:
         raise ConfigError("the worker needs QORGAU_DATABASE_URL")
@@ -58,113 +78,216 @@ def build_app(settings: Settings, catalogue: Catalogue) -> faust.App:
         web_host="127.0.0.1",
         producer_acks=-1,
     )
-    readings_topic = app.topic(
-        settings.readings_topic,
-        value_serializer="raw",
-        key_serializer="raw",
-        partitions=settings.kafka_partitions,
-    )
-    deadletter_topic = app.topic(
-        settings.deadletter_topic,
-        value_serializer="raw",
-        key_serializer="raw",
-        partitions=settings.kafka_partitions,
-    )
-    stats = {"readings": 0, "stored": 0, "dead_letters": 0}
+
+    def raw_topic(name: str) -> Any:
+        return app.topic(
+            name, value_serializer="raw", key_serializer="raw", partitions=settings.kafka_partitions
+        )
+
+    readings_topic = raw_topic(settings.readings_topic)
+    reports_topic = raw_topic(settings.reports_topic)
+    deadletter_topic = raw_topic(settings.deadletter_topic)
+    alerts_topic = raw_topic(settings.alerts_topic)
+    zones = {z.id: e.id for e in reference.enterprises for z in e.zones}
+    detector = Detector(catalogue, limits, reference, clock=lambda: datetime.now(UTC))
+    processor = BatchProcessor(detector, checkpoint_every_s=settings.worker_checkpoint_s)
+    stats: dict[str, float] = {
+        "readings": 0,
+        "stored": 0,
+        "dead_letters": 0,
+        "alerts": 0,
+        "detect_s": 0.0,
+        "batches": 0,
+    }
+    pool_box: dict[str, AsyncConnectionPool] = {}
+
+    async def pool() -> AsyncConnectionPool:
+        if "pool" not in pool_box:
+            p = AsyncConnectionPool(
+                dsn, min_size=1, max_size=3, open=False, check=AsyncConnectionPool.check_connection
+            )
+            await p.open(wait=True, timeout=60)
+            pool_box["pool"] = p
+        return pool_box["pool"]
 
     async def to_dead_letter(
-        event: Any, key: bytes | None, reason: str, detail: str, payload: Any
+        source: str,
+        key: bytes | None,
+        reason: str,
+        detail: str,
+        payload: Any,
+        kafka: dict[str, Any] | None = None,
     ) -> None:
-        msg = event.message
         stats["dead_letters"] += 1
-        log.warning(
-            "dead letter",
-            stage="worker",
-            topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
-            reason=reason,
-            detail=detail,
-        )
+        log.warning("dead letter", stage="worker", source=source, reason=reason, detail=detail)
         await deadletter_topic.send(
             key=key,
             value=dead_letter(
                 stage="worker",
                 reason=reason,
                 detail=detail,
-                source=f"kafka:{msg.topic}/{msg.partition}@{msg.offset}",
+                source=source,
                 payload=payload,
-                extra={
-                    "kafka": {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
-                },
+                extra={"kafka": kafka} if kafka else None,
             ),
         )
 
-    async def store(pool: AsyncConnectionPool, readings: list[Reading]) -> int:
+    def origin(event: Any) -> tuple[str, dict[str, Any]]:
+        m = event.message
+        return (
+            f"kafka:{m.topic}/{m.partition}@{m.offset}",
+            {"topic": m.topic, "partition": m.partition, "offset": m.offset},
+        )
+
+    async def publish(alerts: list[AlertEvent]) -> None:
+        """Publish alert changes and wait for Kafka: the caller commits only after this."""
+        futures = [
+            await alerts_topic.send(
+                key=a.enterprise_id.encode(), value=orjson.dumps(a.wire_record())
+            )
+            for a in alerts
+        ]
+        for fut in futures:
+            await fut
+        stats["alerts"] += len(alerts)
+
+    async def with_retry(what: str, body: Any) -> Any:
         delay = 0.5
         while True:
             try:
-                async with pool.connection() as conn:
-                    return await ingest_readings(conn, readings)
-            except psycopg.OperationalError as exc:
-                log.error("storage unavailable; retrying", error=str(exc), readings=len(readings))
+                p = await pool()
+                async with p.connection() as conn, conn.transaction():
+                    return await body(conn)
+            except (psycopg.OperationalError, psycopg.errors.SerializationFailure) as exc:
+                log.error("storage unavailable; retrying", what=what, error=str(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
     @app.on_rebalance_complete.connect
     async def _ready(*_a: Any, **_k: Any) -> None:
+        # Partitions may have moved: drop state we may no longer own; it is restored
+        # from its checkpoint when its readings arrive here again.
+        processor.forget(detector.enterprises())
         mark_ready(settings.state_dir, "worker")
 
     @app.agent(readings_topic, name="store-readings", concurrency=settings.worker_concurrency)
     async def store_readings(stream: Any) -> None:
-        pool = AsyncConnectionPool(
-            dsn, min_size=1, max_size=2, open=False, check=AsyncConnectionPool.check_connection
-        )
-        await pool.open(wait=True, timeout=60)
         last = time.monotonic()
-        try:
-            async for events in stream.take_events(
-                settings.worker_batch_messages, within=settings.worker_batch_within_s
-            ):
-                batch: list[Reading] = []
-                for event in events:
-                    raw = event.value
+        async for events in stream.take_events(
+            settings.worker_batch_messages, within=settings.worker_batch_within_s
+        ):
+            batch: list[Reading] = []
+            for event in events:
+                source, kafka = origin(event)
+                raw = event.value
+                try:
+                    eid, items = decode_envelope(raw)
+                except InvalidReading as exc:
+                    await to_dead_letter(source, event.key, exc.reason, exc.detail, raw, kafka)
+                    continue
+                for item in items:
                     try:
-                        eid, items = decode_envelope(raw)
-                    except InvalidReading as exc:
-                        await to_dead_letter(event, event.key, exc.reason, exc.detail, raw)
-                        continue
-                    for item in items:
-                        try:
-                            batch.append(normalise(eid, item, catalogue))
-                        except (InvalidReading, KeyError, TypeError, ValueError) as exc:
-                            reason = (
-                                exc.reason if isinstance(exc, InvalidReading) else "bad_reading"
-                            )
-                            await to_dead_letter(event, eid.encode(), reason, str(exc), item)
-                stats["readings"] += len(batch)
-                stats["stored"] += await store(pool, batch)
-                if time.monotonic() - last > 10:
-                    last = time.monotonic()
-                    log.info("worker stats", **stats)
-        finally:
-            await pool.close()
+                        batch.append(normalise(eid, item, catalogue))
+                    except (InvalidReading, KeyError, TypeError, ValueError) as exc:
+                        reason = exc.reason if isinstance(exc, InvalidReading) else "bad_reading"
+                        await to_dead_letter(source, eid.encode(), reason, str(exc), item, kafka)
+
+            async def body(conn: psycopg.AsyncConnection, readings: list[Reading] = batch) -> Any:
+                outcome = await processor.process(conn, readings)
+                await publish(outcome.alerts)
+                return outcome
+
+            outcome = await with_retry("readings", body)
+            for reading, refusal in outcome.refused:
+                await to_dead_letter(
+                    f"sensor:{reading.sensor_id}",
+                    reading.enterprise_id.encode(),
+                    refusal.reason,
+                    refusal.detail,
+                    {
+                        "sensor_id": reading.sensor_id,
+                        "ts": reading.ts.isoformat(),
+                        "hazard": reading.hazard,
+                        "value": reading.raw_value,
+                        "unit": reading.raw_unit,
+                        "seq": reading.seq,
+                    },
+                )
+            stats["readings"] += len(batch)
+            stats["stored"] += outcome.stored
+            stats["detect_s"] += outcome.detect_s
+            stats["batches"] += 1
+            if time.monotonic() - last > 10:
+                last = time.monotonic()
+                per = 1e6 * stats["detect_s"] / max(1.0, stats["stored"])
+                log.info(
+                    "worker stats",
+                    detection_us_per_reading=round(per, 1),
+                    **{k: v for k, v in stats.items() if k != "detect_s"},
+                )
+
+    @app.agent(reports_topic, name="store-reports")
+    async def store_reports(stream: Any) -> None:
+        async for event in stream.events():
+            source, kafka = origin(event)
+            try:
+                record, alert = parse_report(event.value, zones=zones)
+            except InvalidReading as exc:
+                await to_dead_letter(source, event.key, exc.reason, exc.detail, event.value, kafka)
+                continue
+
+            async def body(
+                conn: psycopg.AsyncConnection,
+                record: Any = record,
+                alert: AlertEvent | None = alert,
+            ) -> None:
+                await store_report(conn, record)
+                if alert is not None:
+                    await record_alert_events(conn, [alert])
+                    await publish([alert])
+
+            await with_retry("report", body)
+            if alert is not None:
+                log.warning(
+                    "sos alert",
+                    enterprise=record.enterprise_id,
+                    worker=record.worker_id,
+                    kind=record.kind,
+                    key=alert.key,
+                )
+
+    @app.timer(interval=30.0)  # type: ignore[untyped-decorator]
+    async def _checkpoint_all() -> None:
+        if detector.enterprises():
+            await with_retry("checkpoint", processor.checkpoint_all)
+
+    @app.on_before_shutdown.connect
+    async def _close(*_a: Any, **_k: Any) -> None:
+        if "pool" in pool_box:
+            await pool_box.pop("pool").close()
 
     return app
 
 
-def run_worker(settings: Settings, catalogue: Catalogue) -> None:
+def run_worker(
+    settings: Settings, catalogue: Catalogue, limits: Limits, reference: ReferenceData
+) -> None:
     """Run a worker until SIGINT/SIGTERM (Faust's Worker owns the loop and signals)."""
     clear_ready(settings.state_dir, "worker")
     asyncio.run(wait_for_kafka(settings.kafka_bootstrap))
     asyncio.run(
         ensure_topics(
             settings.kafka_bootstrap,
-            [settings.readings_topic, settings.deadletter_topic],
+            [
+                settings.readings_topic,
+                settings.reports_topic,
+                settings.deadletter_topic,
+                settings.alerts_topic,
+            ],
             partitions=settings.kafka_partitions,
         )
     )
-    app = build_app(settings, catalogue)
+    app = build_app(settings, catalogue, limits, reference)
     worker = faust.Worker(
         app, loglevel=settings.log_level.lower(), quiet=True, override_logging=False
     )

@@ -28,7 +28,14 @@ __all__ = ["AlarmState"]
 
 
 class AlarmState:
-    __slots__ = ("below_since", "clear_hold_s", "cleared_severity", "opened_at", "severity")
+    __slots__ = (
+        "below_since",
+        "clear_hold_s",
+        "cleared_opened_at",
+        "cleared_severity",
+        "opened_at",
+        "severity",
+    )
 
     def __init__(self, clear_hold_s: float = 60.0) -> None:
         self.clear_hold_s = clear_hold_s
@@ -36,6 +43,7 @@ class AlarmState:
         self.opened_at: datetime | None = None
         self.below_since: datetime | None = None
         self.cleared_severity: Severity | None = None  # what the last cleared alert was
+        self.cleared_opened_at: datetime | None = None
 
     @property
     def is_open(self) -> bool:
@@ -61,7 +69,7 @@ class AlarmState:
         if self.below_since is None:
             self.below_since = ts
         if (ts - self.below_since).total_seconds() >= self.clear_hold_s:
-            self.cleared_severity = self.severity
+            self.cleared_severity, self.cleared_opened_at = self.severity, self.opened_at
             self.severity = self.opened_at = self.below_since = None
             return AlertAction.CLEAR
         return None
@@ -69,6 +77,6 @@ class AlarmState:
     def force_clear(self) -> AlertAction | None:
         if self.severity is None:
             return None
-        self.cleared_severity = self.severity
+        self.cleared_severity, self.cleared_opened_at = self.severity, self.opened_at
         self.severity = self.opened_at = self.below_since = None
         return AlertAction.CLEAR

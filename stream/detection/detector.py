@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import heapq
 import math
+import pickle
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -141,7 +143,6 @@ class Detector:
         alarms = {rule.kind: AlarmState(rule.clear_hold_s) for rule in rules}
         alarms[AlertKind.SENSOR_FAULT] = AlarmState(h.fault_clear_s)
         alarms[AlertKind.STALE] = AlarmState(0.0)
-        alarms[AlertKind.FIRE] = AlarmState(self.limits.fire.clear_hold_s)
         st = _Sensor(
             sensor_id=r.sensor_id,
             enterprise_id=r.enterprise_id,
@@ -168,17 +169,21 @@ class Detector:
         value: float | None,
         message: str,
         limit: float | None = None,
+        *,
+        subject: str | None = None,
         **details: object,
     ) -> list[AlertEvent]:
         if action is None:
             return []
-        self.stats.events[f"{kind.value}:{action.value}"] = (
-            self.stats.events.get(f"{kind.value}:{action.value}", 0) + 1
-        )
+        name = f"{kind.value}:{action.value}"
+        self.stats.events[name] = self.stats.events.get(name, 0) + 1
         severity = alarm.severity or alarm.cleared_severity or Severity.WARNING
+        opened = alarm.opened_at or alarm.cleared_opened_at or ts
+        key = f"{subject or st.sensor_id}|{kind.value}|{opened.isoformat()}"
         return [
             AlertEvent(
                 action=action,
+                key=key,
                 kind=kind,
                 severity=severity,
                 enterprise_id=st.enterprise_id,
@@ -205,22 +210,8 @@ class Detector:
         (``future_timestamp``, ``old_timestamp``, ``too_late``); the caller
         dead-letters those.
         """
-        h = self.limits.health
         t = r.ts.timestamp()
-        ref = self.clock().timestamp() if self.clock else self.watermark
-        if ref is not None:
-            if t > ref + h.future_skew_s:
-                self._refuse("future_timestamp")
-                raise InvalidReading(
-                    "future_timestamp",
-                    f"ts {r.ts.isoformat()} is more than {h.future_skew_s:.0f} s"
-                    " ahead of the receiver",
-                )
-            if t < ref - h.max_age_s:
-                self._refuse("old_timestamp")
-                raise InvalidReading(
-                    "old_timestamp", f"ts {r.ts.isoformat()} is more than {h.max_age_s:.0f} s old"
-                )
+        self.check_timestamp(r)
         st = self._sensor(r)
         events: list[AlertEvent] = []
         late = False
@@ -228,13 +219,6 @@ class Detector:
             if t == st.last_t:
                 self.stats.duplicates += 1
                 return []
-            if st.last_t - t > h.lateness_s:
-                self._refuse("too_late")
-                raise InvalidReading(
-                    "too_late",
-                    f"ts {r.ts.isoformat()} is more than"
-                    f" {h.lateness_s:.0f} s behind the sensor's newest reading",
-                )
             late = True
             self.stats.late += 1
         self.stats.readings += 1
@@ -282,6 +266,38 @@ class Detector:
             st.minute_max = max(st.minute_max, value)
             events += self._fire(st, r, t, value)
         return events
+
+    def check_timestamp(self, r: Reading) -> None:
+        """Refuse a timestamp that cannot be trusted, with the reason; changes no state.
+
+        ``future_timestamp`` and ``old_timestamp`` are judged against the receiver's
+        clock (the watermark when there is none); ``too_late`` against the sensor's
+        newest reading and the allowed lateness.
+        """
+        h = self.limits.health
+        t = r.ts.timestamp()
+        ref = self.clock().timestamp() if self.clock else self.watermark
+        if ref is not None:
+            if t > ref + h.future_skew_s:
+                self._refuse("future_timestamp")
+                raise InvalidReading(
+                    "future_timestamp",
+                    f"ts {r.ts.isoformat()} is more than"
+                    f" {h.future_skew_s:.0f} s ahead of the receiver's clock",
+                )
+            if t < ref - h.max_age_s:
+                self._refuse("old_timestamp")
+                raise InvalidReading(
+                    "old_timestamp", f"ts {r.ts.isoformat()} is more than {h.max_age_s:.0f} s old"
+                )
+        st = self._sensors.get(r.sensor_id)
+        if st is not None and st.last_t is not None and st.last_t - t > h.lateness_s:
+            self._refuse("too_late")
+            raise InvalidReading(
+                "too_late",
+                f"ts {r.ts.isoformat()} is more than"
+                f" {h.lateness_s:.0f} s behind the sensor's newest reading",
+            )
 
     def _refuse(self, reason: str) -> None:
         self.stats.refused[reason] = self.stats.refused.get(reason, 0) + 1
@@ -370,8 +386,8 @@ class Detector:
         heap = self._stale_heap
         while heap and heap[0][0] <= now:
             deadline, sid = heapq.heappop(heap)
-            st = self._sensors[sid]
-            if st.last_t is None or deadline != st.last_t + st.stale_after_s:
+            st = self._sensors.get(sid)
+            if st is None or st.last_t is None or deadline != st.last_t + st.stale_after_s:
                 continue  # superseded by a newer reading
             alarm = st.alarms[AlertKind.STALE]
             ts = datetime.fromtimestamp(deadline, UTC)
@@ -398,11 +414,11 @@ class Detector:
 
     # --- fire ---------------------------------------------------------------------------
     def _fire(self, st: _Sensor, r: Reading, t: float, value: float) -> list[AlertEvent]:
+        """One fire alarm per zone, fed by each sensor's own signal and their combination."""
         f = self.limits.fire
         zone = self._zones.get(st.zone_key)
         if zone is None:
             zone = self._zones[st.zone_key] = ZoneFire(f)
-        alarm = st.alarms[AlertKind.FIRE]
         level: Severity | None = None
         msg = ""
         if st.heat is not None:
@@ -413,8 +429,8 @@ class Detector:
             if fixed:
                 level = Severity.CRITICAL
                 msg = (
-                    f"heat: {value:.1f} °C ≥ {threshold:.1f} °C (fixed {f.fixed_c:g} °C or"
-                    f" normal {st.heat.baseline:.1f} + {f.fixed_above_normal_c:g} °C)"
+                    f"heat {value:.1f} °C ≥ {threshold:.1f} °C (fixed {f.fixed_c:g} °C, or"
+                    f" the zone's normal {st.heat.baseline:.1f} °C + {f.fixed_above_normal_c:g})"
                 )
             elif ror:
                 level = Severity.WARNING
@@ -429,48 +445,44 @@ class Detector:
         elif st.hazard == "co":
             if st.co_normal is None:
                 st.co_normal = value
-            rise = value - st.co_normal
-            if rise >= f.combo_co_rise:
+            if value - st.co_normal >= f.combo_co_rise:
                 zone.signal("co", t)
             else:  # learn the normal level only while CO is not rising
                 st.co_normal += 0.01 * (value - st.co_normal)
         else:
             return []
-        events = self._event(
-            alarm.update(level, level is None, r.ts),
-            st,
-            AlertKind.FIRE,
-            alarm,
-            r.ts,
-            value,
-            f"fire signal in {st.zone_key}: {msg}" if msg else f"fire signal in {st.zone_key} over",
-        )
+        zone.levels[st.sensor_id] = level
         signals = zone.active(t)
+        if len(signals) >= 2:
+            level, msg = Severity.CRITICAL, f"{' + '.join(signals)} together"
+        else:
+            worst = max(
+                (lv for lv in zone.levels.values() if lv is not None),
+                key=lambda lv: lv.rank,
+                default=None,
+            )
+            if worst is not None and (level is None or worst.rank > level.rank):
+                level, msg = worst, msg or "another sensor of the zone still signals fire"
         zone_alarm = self._zone_alarms.get(st.zone_key)
         if zone_alarm is None:
             zone_alarm = self._zone_alarms[st.zone_key] = AlarmState(f.clear_hold_s)
-        combined = Severity.CRITICAL if len(signals) >= 2 else None
-        action = zone_alarm.update(combined, combined is None, r.ts)
-        if action is not None and not (
-            action is AlertAction.OPEN and alarm.is_open and alarm.severity is Severity.CRITICAL
-        ):
-            text = (
-                f"fire in zone {st.zone_key}: {' + '.join(signals)} together"
-                if action is not AlertAction.CLEAR
-                else f"fire signals in {st.zone_key} over"
-            )
-            events += self._event(
-                action,
-                st,
-                AlertKind.FIRE,
-                zone_alarm,
-                r.ts,
-                value,
-                text,
-                zone=st.zone_key,
-                signals=signals,
-            )
-        return events
+        action = zone_alarm.update(level, level is None, r.ts)
+        text = (
+            f"fire in zone {st.zone_key}: {msg}"
+            if action is not AlertAction.CLEAR
+            else f"fire signals in zone {st.zone_key} over"
+        )
+        return self._event(
+            action,
+            st,
+            AlertKind.FIRE,
+            zone_alarm,
+            r.ts,
+            value,
+            text,
+            subject=f"zone:{st.zone_key}",
+            signals=signals,
+        )
 
     # --- exposures ----------------------------------------------------------------------
     def _close_minute(self, st: _Sensor, t: float) -> None:
@@ -497,6 +509,83 @@ class Detector:
         """Exposure rows of the minutes closed since the last call."""
         rows, self._exposures = self._exposures, []
         return rows
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def enterprises(self) -> set[str]:
+        """Enterprises whose state this detector holds."""
+        return {st.enterprise_id for st in self._sensors.values()}
+
+    def export_state(self, enterprise_id: str) -> bytes:
+        """One enterprise's detection state, compact, for a checkpoint.
+
+        Rules are not saved: they are re-attached from the current limits on import,
+        so an edited limit applies at once (an averaging window whose rule
+        changed starts afresh).
+        """
+        prefix = f"{enterprise_id}/"
+        sensors = {}
+        for sid, st in self._sensors.items():
+            if st.enterprise_id == enterprise_id:
+                fields = {k: getattr(st, k) for k in st.__dataclass_fields__ if k != "rules"}
+                fields["windows"] = {
+                    k.value: (w.window_s, w.averaging, w) for k, w in st.windows.items()
+                }
+                sensors[sid] = fields
+        state = {
+            "v": 1,
+            "watermark": self.watermark,
+            "sensors": sensors,
+            "zones": {k: v for k, v in self._zones.items() if k.startswith(prefix)},
+            "zone_alarms": {k: v for k, v in self._zone_alarms.items() if k.startswith(prefix)},
+        }
+        return zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+    def import_state(self, enterprise_id: str, blob: bytes) -> None:
+        """Restore an enterprise exported by `export_state` (replacing what is held)."""
+        self.drop_enterprise(enterprise_id)
+        state = pickle.loads(zlib.decompress(blob))  # our own checkpoint, from our own database
+        if state.get("v") != 1:
+            return
+        wm = state.get("watermark")
+        if wm is not None and (self.watermark is None or wm > self.watermark):
+            self.watermark = wm
+        for sid, fields in state["sensors"].items():
+            fields = dict(fields)
+            saved_windows = fields.pop("windows")
+            rules = self.limits.rules(fields["hazard"])
+            windows: dict[AlertKind, WindowAverage] = {}
+            for rule in rules:
+                if rule.kind in (AlertKind.STEL, AlertKind.TWA):
+                    saved = saved_windows.get(rule.kind.value)
+                    if saved and saved[0] == rule.window_min * 60.0 and saved[1] == rule.averaging:
+                        windows[rule.kind] = saved[2]
+                    else:
+                        windows[rule.kind] = WindowAverage(
+                            rule.window_min * 60.0,
+                            rule.averaging,
+                            exchange_rate_db=rule.exchange_rate_db,
+                        )
+            st = _Sensor(rules=rules, windows=windows, **fields)
+            for rule in rules:
+                st.alarms.setdefault(rule.kind, AlarmState(rule.clear_hold_s))
+            if st.heat is not None:
+                st.heat.settings = self.limits.fire
+            self._sensors[sid] = st
+            if st.last_t is not None:
+                heapq.heappush(self._stale_heap, (st.last_t + st.stale_after_s, sid))
+        for k, zone in state["zones"].items():
+            zone.settings = self.limits.fire
+            self._zones[k] = zone
+        self._zone_alarms.update(state["zone_alarms"])
+
+    def drop_enterprise(self, enterprise_id: str) -> None:
+        """Forget an enterprise (its partition moved to another worker)."""
+        prefix = f"{enterprise_id}/"
+        for sid in [sid for sid, st in self._sensors.items() if st.enterprise_id == enterprise_id]:
+            del self._sensors[sid]
+        for mapping in (self._zones, self._zone_alarms):
+            for k in [k for k in mapping if k.startswith(prefix)]:
+                del mapping[k]
 
     def run(self, readings: Iterable[Reading]) -> Iterable[AlertEvent]:
         """Process readings in the order given, yielding every alarm change."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
+from core.alarms import Severity
 from core.limits import FireSettings
 
 __all__ = ["HeatState", "ZoneFire"]
@@ -78,11 +79,12 @@ class HeatState:
 class ZoneFire:
     """Weak fire signals of one zone; two different ones within the window mean fire."""
 
-    __slots__ = ("_seen", "settings")
+    __slots__ = ("_seen", "levels", "settings")
 
     def __init__(self, settings: FireSettings) -> None:
         self.settings = settings
         self._seen: dict[str, float] = {}  # signal -> event time last seen
+        self.levels: dict[str, Severity | None] = {}  # sensor -> its own fire level now
 
     def signal(self, name: str, t: float) -> None:
         self._seen[name] = t

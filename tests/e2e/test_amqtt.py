@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -28,12 +29,13 @@ def test_pipeline_through_embedded_amqtt(database_url: str, tmp_path: Path) -> N
         assert stack.mqtt_broker == "amqtt"
         s = stack.settings
         pub = BulkPublisher(s.mqtt_host, s.mqtt_port)
+        t0 = datetime.now(UTC)
         for i in range(100):
             pub.publish(
                 reading_topic("E002", sensor),
                 orjson.dumps(
                     {
-                        "ts": f"2026-02-02T00:00:{i // 10:02d}.{i % 10:03d}Z",
+                        "ts": (t0 + timedelta(milliseconds=i)).isoformat(),
                         "hazard": "h2s",
                         "value": 1.0,
                         "unit": "ppm",

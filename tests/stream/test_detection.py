@@ -304,3 +304,54 @@ def test_zone_signals_together_fire_earlier_than_any_one_alone() -> None:
     assert (fire[0].ts - T0).total_seconds() <= 420  # within two minutes of the start
     # Smoke alone at 2 %obs/m and heat alone at 4 °C/min raise nothing.
     assert opened(run([("SM", "smoke", float(t), 2.0) for t in range(0, 600, 10)])) == []
+
+
+def test_state_saved_then_restored_gives_identical_results() -> None:
+    ref = load_reference()
+    zone = next(
+        z
+        for e in ref.enterprises
+        for z in e.zones
+        if {"temperature", "smoke", "co"} <= {s.hazard for s in z.sensors}
+    )
+    sensors = [s for s in zone.sensors if s.hazard in ("temperature", "smoke", "co")]
+
+    def series(start: int, stop: int) -> list[Reading]:
+        out = []
+        for t in range(start, stop, 10):
+            for s in sensors:
+                v = {
+                    "temperature": 30 + max(0, t - 900) / 15,
+                    "smoke": 0.2 + max(0, t - 900) / 200,
+                    "co": 5 + max(0, t - 900) / 20,
+                }[s.hazard] + 0.01 * (t % 7)
+                hz = CAT[s.hazard]
+                out.append(
+                    Reading(
+                        zone.enterprise_id,
+                        s.id,
+                        T0 + timedelta(seconds=t),
+                        s.hazard,
+                        v,
+                        hz.unit,
+                        None,
+                        v,
+                        hz.unit,
+                        True,
+                    )
+                )
+        return out
+
+    straight = Detector(CAT, LIMITS, ref)
+    first = [e for r in series(0, 1000) for e in straight.process(r)]
+    rest_straight = [e for r in series(1000, 2400) for e in straight.process(r)]
+    interrupted = Detector(CAT, LIMITS, ref)
+    first_i = [e for r in series(0, 1000) for e in interrupted.process(r)]
+    blob = interrupted.export_state(zone.enterprise_id)
+    restored = Detector(CAT, LIMITS, ref)
+    restored.import_state(zone.enterprise_id, blob)
+    rest_restored = [e for r in series(1000, 2400) for e in restored.process(r)]
+    assert first == first_i
+    assert rest_restored == rest_straight
+    assert any(e.kind is AlertKind.FIRE for e in rest_straight)
+    assert len(blob) < 20_000  # bytes: small enough to checkpoint often

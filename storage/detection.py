@@ -1,0 +1,198 @@
+"""What safety detection writes: alert changes, per-minute exposures, checkpoints, reports.
+
+All functions take a connection and run in the caller's transaction, so a
+worker commits a batch's readings, alerts, exposures and checkpoints together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from core.alarms import AlertAction, AlertEvent
+from core.types import Reading
+
+__all__ = [
+    "Checkpoint",
+    "ExposureRecord",
+    "ReportRecord",
+    "load_checkpoint",
+    "readings_since_checkpoint",
+    "record_alert_events",
+    "save_checkpoint",
+    "store_exposures",
+    "store_report",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureRecord:
+    sensor_id: str
+    ts: datetime
+    enterprise_id: str
+    hazard: str
+    twa: float | None
+    stel: float | None
+    ceiling: float
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    enterprise_id: str
+    state: bytes
+    watermark: datetime | None
+    saved_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRecord:
+    report_id: str
+    enterprise_id: str
+    worker_id: str
+    kind: str
+    ts: datetime
+    zone_id: str | None
+    text: str
+    lat: float | None
+    lon: float | None
+    photo_ref: str | None
+
+
+async def record_alert_events(conn: psycopg.AsyncConnection, events: Sequence[AlertEvent]) -> None:
+    """Apply alert changes to ``alerts`` and append them to ``alert_events``; idempotent."""
+    async with conn.cursor() as cur:
+        for e in events:
+            if e.action is AlertAction.OPEN:
+                # A leftover open alert for the same (sensor, kind) under another key
+                # (state lost before a checkpoint) is closed, never duplicated.
+                await cur.execute(
+                    "UPDATE alerts SET state = 'cleared', cleared_at = %s, updated_at = now()"
+                    " WHERE sensor_id = %s AND kind = %s AND state = 'open' AND alert_key <> %s",
+                    (e.ts, e.sensor_id, e.kind.value, e.key),
+                )
+                await cur.execute(
+                    "INSERT INTO alerts (alert_key, enterprise_id, sensor_id, hazard, kind,"
+                    " severity, state, opened_at, value, message, zone_id, limit_value, source)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, 'open', %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (alert_key) DO NOTHING",
+                    (
+                        e.key,
+                        e.enterprise_id,
+                        e.sensor_id,
+                        e.hazard,
+                        e.kind.value,
+                        e.severity.value,
+                        e.ts,
+                        e.value,
+                        e.message,
+                        e.zone_id,
+                        e.limit,
+                        str(e.details.get("source", "")),
+                    ),
+                )
+            elif e.action is AlertAction.ESCALATE:
+                await cur.execute(
+                    "UPDATE alerts SET severity = %s, escalated_at = %s, value = %s, message = %s,"
+                    " limit_value = %s, updated_at = now() WHERE alert_key = %s",
+                    (e.severity.value, e.ts, e.value, e.message, e.limit, e.key),
+                )
+            else:
+                await cur.execute(
+                    "UPDATE alerts SET state = 'cleared', cleared_at = %s, updated_at = now()"
+                    " WHERE alert_key = %s AND state = 'open'",
+                    (e.ts, e.key),
+                )
+        if events:
+            await cur.executemany(
+                "INSERT INTO alert_events (alert_key, action, ts, severity, value, message)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [
+                    (e.key, e.action.value, e.ts, e.severity.value, e.value, e.message)
+                    for e in events
+                ],
+            )
+
+
+async def store_exposures(conn: psycopg.AsyncConnection, rows: Sequence[ExposureRecord]) -> None:
+    if not rows:
+        return
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO exposures (sensor_id, ts, enterprise_id, hazard, twa, stel, ceiling)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (sensor_id, ts) DO UPDATE"
+            " SET twa = EXCLUDED.twa, stel = EXCLUDED.stel, ceiling = EXCLUDED.ceiling",
+            [
+                (r.sensor_id, r.ts, r.enterprise_id, r.hazard, r.twa, r.stel, r.ceiling)
+                for r in rows
+            ],
+        )
+
+
+async def save_checkpoint(
+    conn: psycopg.AsyncConnection, enterprise_id: str, state: bytes, watermark: datetime | None
+) -> None:
+    await conn.execute(
+        "INSERT INTO detector_state (enterprise_id, state, watermark, saved_at)"
+        " VALUES (%s, %s, %s, clock_timestamp()) ON CONFLICT (enterprise_id) DO UPDATE"
+        " SET state = EXCLUDED.state, watermark = EXCLUDED.watermark,"
+        " saved_at = EXCLUDED.saved_at",
+        (enterprise_id, state, watermark),
+    )
+
+
+async def load_checkpoint(conn: psycopg.AsyncConnection, enterprise_id: str) -> Checkpoint | None:
+    cur = await conn.execute(
+        "SELECT enterprise_id, state, watermark, saved_at FROM detector_state"
+        " WHERE enterprise_id = %s",
+        (enterprise_id,),
+    )
+    row = await cur.fetchone()
+    return Checkpoint(row[0], bytes(row[1]), row[2], row[3]) if row else None
+
+
+async def readings_since_checkpoint(
+    conn: psycopg.AsyncConnection,
+    enterprise_id: str,
+    *,
+    saved_at: datetime | None,
+    not_before: datetime | None,
+) -> list[Reading]:
+    """The enterprise's readings stored after a checkpoint, in time order (for catch-up)."""
+    cur = await conn.execute(
+        "SELECT enterprise_id, sensor_id, ts, hazard, value, unit, seq, raw_value, raw_unit,"
+        " plausible FROM readings WHERE enterprise_id = %s"
+        " AND (%s::timestamptz IS NULL OR ts >= %s) AND (%s::timestamptz IS NULL OR"
+        " ingested_at > %s) ORDER BY ts, sensor_id",
+        (enterprise_id, not_before, not_before, saved_at, saved_at),
+    )
+    rows: list[Any] = await cur.fetchall()
+    return [
+        Reading(eid, sid, ts, hz, v, unit, seq, rv, ru, ok)
+        for eid, sid, ts, hz, v, unit, seq, rv, ru, ok in rows
+    ]
+
+
+async def store_report(conn: psycopg.AsyncConnection, report: ReportRecord) -> bool:
+    """Store a worker's report; False if it was stored before (redelivery)."""
+    cur = await conn.execute(
+        "INSERT INTO reports (report_id, enterprise_id, worker_id, kind, ts, zone_id, text,"
+        " lat, lon, photo_ref) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (report_id) DO NOTHING",
+        (
+            report.report_id,
+            report.enterprise_id,
+            report.worker_id,
+            report.kind,
+            report.ts,
+            report.zone_id,
+            report.text,
+            report.lat,
+            report.lon,
+            report.photo_ref,
+        ),
+    )
+    return cur.rowcount == 1

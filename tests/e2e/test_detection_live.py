@@ -1,0 +1,231 @@
+"""Safety detection in the running pipeline: SOS within a second, and the live worker —
+restarted halfway — opening exactly the alerts `qorgau replay` opens on the same readings."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+from aiokafka import AIOKafkaConsumer
+
+from core.reference import load_reference
+from edge.publisher import BulkPublisher, reading_topic
+from qorgau.launcher import Stack
+
+
+async def _alerts(
+    stack: Stack,
+    enterprise: str,
+    *,
+    until: float,
+    want: int | None = None,
+    consumer: AIOKafkaConsumer | None = None,
+) -> list[dict[str, Any]]:
+    s = stack.settings
+    own = consumer is None
+    if consumer is None:
+        consumer = AIOKafkaConsumer(
+            s.alerts_topic,
+            bootstrap_servers=s.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            group_id=None,
+            fetch_max_wait_ms=20,
+        )
+        await consumer.start()
+    found: list[dict[str, Any]] = []
+    try:
+        while time.monotonic() < until and (want is None or len(found) < want):
+            batch = await consumer.getmany(timeout_ms=100)
+            for records in batch.values():
+                for r in records:
+                    doc = orjson.loads(r.value)
+                    if doc["enterprise_id"] == enterprise:
+                        found.append(doc)
+    finally:
+        if own:
+            await consumer.stop()
+    return found
+
+
+async def test_sos_over_mqtt_is_a_critical_alert_within_a_second(stack: Stack) -> None:
+    s = stack.settings
+    ent = load_reference().enterprise("E004")
+    assert ent is not None
+    zone = ent.zones[0].id
+    consumer = AIOKafkaConsumer(
+        s.alerts_topic,
+        bootstrap_servers=s.kafka_bootstrap,
+        auto_offset_reset="latest",
+        group_id=None,
+        fetch_max_wait_ms=20,
+    )
+    await consumer.start()
+    try:
+        await consumer.getmany(timeout_ms=500)  # positioned at the end
+        payload = orjson.dumps(
+            {
+                "type": "sos",
+                "zone_id": zone,
+                "text": "fell from ladder",
+                "location": {"lat": 50.35, "lon": 83.51},
+            }
+        )
+
+        def publish() -> float:
+            pub = BulkPublisher(s.mqtt_host, s.mqtt_port)
+            sent = time.monotonic()
+            pub.publish("qorgau/v1/E004/app/W-42/report", payload)
+            assert pub.wait_acked(timeout_s=5)
+            pub.close()
+            return sent
+
+        sent = await asyncio.to_thread(publish)
+        [alert] = await _alerts(
+            stack, "E004", until=time.monotonic() + 5, want=1, consumer=consumer
+        )
+        latency = time.monotonic() - sent
+    finally:
+        await consumer.stop()
+    assert latency < 1.0, f"SOS took {latency:.2f} s"
+    assert (alert["kind"], alert["severity"], alert["action"]) == ("sos", "critical", "open")
+    assert alert["sensor_id"] == "worker:W-42" and alert["zone_id"] == zone
+    assert "fell from ladder" in alert["message"]
+    with psycopg.connect(s.database_url or "") as conn:
+        rep = conn.execute(
+            "SELECT kind, zone_id, lat FROM reports WHERE worker_id = 'W-42'"
+        ).fetchone()
+        row = conn.execute(
+            "SELECT severity, state FROM alerts WHERE alert_key = %s", (alert["key"],)
+        ).fetchone()
+    assert rep == ("sos", zone, 50.35)
+    assert row == ("critical", "open")
+
+
+def _series(enterprise: str, t0: datetime) -> list[dict[str, Any]]:
+    """30 min of one zone's sensors with a CO leak, a fire starting, a silent sensor and
+    a broken one, every reading 10 s apart."""
+    ref = load_reference()
+    ent = ref.enterprise(enterprise)
+    assert ent is not None
+    zone = next(
+        z for z in ent.zones if {"temperature", "smoke", "co"} <= {x.hazard for x in z.sensors}
+    )
+    by = {x.hazard: x for x in zone.sensors}
+    others = [x for x in ent.sensors if x.zone_id != zone.id][:2]
+    normal = zone.normal_temperature_c or 25.0
+    lines = []
+    for i in range(180):
+        t = 10 * i
+        ts = (t0 + timedelta(seconds=t)).isoformat().replace("+00:00", "Z")
+        jitter = 0.01 * (i % 7)
+        values = {
+            by["co"].id: ("co", (40.0 if 60 <= i < 120 else 6.0) + jitter, "mg/m3"),
+            by["temperature"].id: (
+                "temperature",
+                normal + jitter + (max(0, t - 1200) / 20 if i < 170 else 30),
+                "degC",
+            ),
+            by["smoke"].id: ("smoke", (3.0 if i >= 130 else 0.2) + jitter, "%obs/m"),
+        }
+        if i < 100:  # this one goes silent at 1000 s
+            values[others[0].id] = (
+                others[0].hazard,
+                1.0 + jitter,
+                "dBA"
+                if others[0].hazard == "noise"
+                else {
+                    "temperature": "degC",
+                    "vibration": "m/s2",
+                    "humidity": "%RH",
+                    "smoke": "%obs/m",
+                    "o2": "%vol",
+                    "ch4": "%LEL",
+                }.get(others[0].hazard, "mg/m3"),
+            )
+        for sensor, (hazard, value, unit) in values.items():
+            if hazard == "noise":
+                value = 70.0 + jitter
+            if hazard == "o2":
+                value = 20.9 + jitter
+            lines.append(
+                {
+                    "enterprise_id": enterprise,
+                    "sensor_id": sensor,
+                    "ts": ts,
+                    "hazard": hazard,
+                    "value": round(value, 3),
+                    "unit": unit,
+                    "seq": i,
+                }
+            )
+    return lines
+
+
+async def test_live_worker_restarted_halfway_opens_the_same_alerts_as_replay(
+    stack: Stack,
+    tmp_path: Path,
+) -> None:
+    enterprise = "E003"
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=31)
+    lines = _series(enterprise, t0)
+    src = tmp_path / "series.jsonl"
+    src.write_bytes(b"\n".join(orjson.dumps(x) for x in lines))
+    replayed = (
+        await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "qorgau", "replay", str(src)],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+    ).stdout
+    expected = [orjson.loads(x) for x in replayed.splitlines()]
+    assert {a["kind"] for a in expected} >= {"threshold", "stel", "fire", "stale"}
+
+    s = stack.settings
+
+    def publish(part: list[dict[str, Any]]) -> None:
+        pub = BulkPublisher(s.mqtt_host, s.mqtt_port)
+        for x in part:
+            body = {k: v for k, v in x.items() if k not in ("enterprise_id", "sensor_id")}
+            pub.publish(reading_topic(x["enterprise_id"], x["sensor_id"]), orjson.dumps(body))
+        assert pub.wait_acked(timeout_s=30)
+        pub.close()
+
+    def wait_stored(n: int) -> int:
+        deadline = time.monotonic() + 60
+        while (count := stored()) < n and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return count
+
+    def stored() -> int:
+        with psycopg.connect(s.database_url or "") as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM readings WHERE enterprise_id = %s AND ts >= %s",
+                (enterprise, t0),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    half = len(lines) // 2
+    await asyncio.to_thread(publish, lines[:half])
+    await asyncio.to_thread(wait_stored, half)
+    stack.stop_component("worker")  # a restart mid-shift...
+    stack.spawn_component("worker")
+    await asyncio.to_thread(stack.wait_ready, "worker")
+    await asyncio.to_thread(publish, lines[half:])
+    assert await asyncio.to_thread(wait_stored, len(lines)) == len(lines)
+    live = await _alerts(stack, enterprise, until=time.monotonic() + 5)
+    fields = ("ts", "enterprise_id", "sensor_id", "hazard", "kind", "severity", "value", "message")
+    opened = [{k: a[k] for k in fields} for a in live if a["action"] == "open"]
+
+    def key(a: dict[str, Any]) -> tuple[str, str, str]:
+        return (a["ts"], a["sensor_id"], a["kind"])
+
+    assert sorted(opened, key=key) == sorted(expected, key=key)
