@@ -14,6 +14,7 @@ the hazard catalogue and refuses it whole, naming the rule at fault.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -70,6 +71,19 @@ class LimitRule:
     deadband: float = 0.1
     clear_hold_s: float = 60.0
     note: str = ""
+    # Derived once: the value must be below clear_above and above clear_below to clear.
+    clear_above: float = field(init=False, default=math.inf)
+    clear_below: float = field(init=False, default=-math.inf)
+
+    def __post_init__(self) -> None:
+        lo = min((x for x in (self.warning, self.critical) if x is not None), default=None)
+        hi = max(
+            (x for x in (self.warning_below, self.critical_below) if x is not None), default=None
+        )
+        if lo is not None:
+            object.__setattr__(self, "clear_above", lo * (1 - self.deadband))
+        if hi is not None:
+            object.__setattr__(self, "clear_below", hi * (1 + self.deadband))
 
     def level(self, value: float) -> Severity | None:
         """The severity ``value`` reaches under this rule, or None."""
@@ -85,13 +99,7 @@ class LimitRule:
 
     def clear(self, value: float) -> bool:
         """True when ``value`` is back inside the dead-band below (or above) every level."""
-        lo = min((x for x in (self.warning, self.critical) if x is not None), default=None)
-        hi = max(
-            (x for x in (self.warning_below, self.critical_below) if x is not None), default=None
-        )
-        if lo is not None and value >= lo * (1 - self.deadband):
-            return False
-        return not (hi is not None and value <= hi * (1 + self.deadband))
+        return self.clear_below < value < self.clear_above
 
     def limit_for(self, severity: Severity) -> float | None:
         if severity is Severity.CRITICAL:

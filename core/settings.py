@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     worker_fetch_max_wait_ms: int = Field(
         default=100, ge=1, description="longest a Kafka fetch may wait for data (ms)"
     )
+    workers: int = Field(
+        default=1, ge=1, description="worker processes `qorgau demo`/`up`/`bench` start"
+    )
+    instance: str = Field(
+        default="", description="names this process among replicas (ready marker, Faust datadir)"
+    )
     worker_checkpoint_s: float = Field(
         default=5.0, gt=0, description="seconds between detection checkpoints per enterprise"
     )

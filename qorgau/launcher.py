@@ -162,9 +162,17 @@ class Stack:
         log.info("started", component=name, pid=proc.pid, log=str(log_path))
         return child
 
-    def spawn_component(self, command: str, *args: str) -> Child:
+    def spawn_component(self, command: str, *args: str, name: str | None = None) -> Child:
         """Start ``qorgau <command>`` as a child process with the stack's settings."""
-        return self._spawn(command, [sys.executable, "-m", "qorgau", command, *args])
+        env = {"QORGAU_INSTANCE": name} if name else None
+        return self._spawn(
+            name or command, [sys.executable, "-m", "qorgau", command, *args], env=env
+        )
+
+    @property
+    def worker_names(self) -> list[str]:
+        n = self.settings.workers
+        return ["worker"] if n == 1 else [f"worker-{i}" for i in range(1, n + 1)]
 
     def stop_component(self, name: str) -> None:
         for child in [c for c in self.children if c.name == name]:
@@ -294,11 +302,18 @@ class Stack:
             log.info("database migrated", flavour=result.flavour, applied=result.applied)
             seed_reference(dsn, load_reference())
             for component in self.components:
-                clear_ready(self.state_dir, component)
-                self.spawn_component(component)
-            for component in ("bridge", "worker"):
-                if component in self.components:
-                    self.wait_ready(component)
+                if component == "worker":
+                    for name in self.worker_names:
+                        clear_ready(self.state_dir, name)
+                        self.spawn_component("worker", name=name if name != "worker" else None)
+                else:
+                    clear_ready(self.state_dir, component)
+                    self.spawn_component(component)
+            if "bridge" in self.components:
+                self.wait_ready("bridge")
+            if "worker" in self.components:
+                for name in self.worker_names:
+                    self.wait_ready(name)
             if "api" in self.components:
                 self.api_url = f"http://{s.api_host}:{api_port}"
                 api = next(c for c in self.children if c.name == "api")

@@ -111,13 +111,13 @@ class BatchProcessor:
                     out.refused.append((r, exc))
             new = await ingest_new_readings(conn, accepted)
             out.stored, out.duplicates = len(new), len(accepted) - len(new)
-            started = time.perf_counter()
+            started = time.thread_time()  # CPU time: the machine is shared
             for r in new:
                 try:
                     out.alerts += self.detector.process(r)
                 except InvalidReading as exc:  # too late against a reading of this batch
                     out.refused.append((r, exc))
-            out.detect_s = time.perf_counter() - started
+            out.detect_s = time.thread_time() - started
             await store_exposures(
                 conn,
                 [

@@ -8,10 +8,11 @@ orchestrators can use them as a readiness probe.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
-__all__ = ["clear_ready", "mark_ready", "ready_path"]
+__all__ = ["clear_ready", "mark_ready", "read_stats", "ready_path", "write_stats"]
 
 
 def ready_path(state_dir: Path, name: str) -> Path:
@@ -27,3 +28,19 @@ def mark_ready(state_dir: Path, name: str) -> None:
 def clear_ready(state_dir: Path, name: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         ready_path(state_dir, name).unlink()
+
+
+def write_stats(state_dir: Path, name: str, stats: dict[str, float]) -> None:
+    """Counters of a running component, for the launcher and the benchmark to read."""
+    path = state_dir / "run" / f"{name}.stats.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(stats))
+    os.replace(tmp, path)
+
+
+def read_stats(state_dir: Path, name: str) -> dict[str, float]:
+    try:
+        return dict(json.loads((state_dir / "run" / f"{name}.stats.json").read_text()))
+    except (FileNotFoundError, ValueError):
+        return {}

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -45,7 +44,7 @@ from stream.codec import dead_letter, decode_envelope, normalise
 from stream.detection.detector import Detector
 from stream.kafka import ensure_topics, wait_for_kafka
 from stream.processing import BatchProcessor
-from stream.readiness import clear_ready, mark_ready
+from stream.readiness import clear_ready, mark_ready, write_stats
 from stream.reports import parse_report
 
 __all__ = ["build_app", "run_worker"]
@@ -61,10 +60,13 @@ def build_app(
         raise ConfigError("the worker needs QORGAU_DATABASE_URL")
     dsn = settings.database_url
     transport.register(settings.worker_fetch_max_wait_ms)
+    datadir = settings.state_dir / "faust" / (settings.instance or "worker")
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.worker_app_id,
         broker=f"{transport.SCHEME}://{settings.kafka_bootstrap}",
         store="memory://",
+        datadir=str(datadir),
         topic_partitions=settings.kafka_partitions,
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
@@ -89,7 +91,7 @@ def build_app(
     deadletter_topic = raw_topic(settings.deadletter_topic)
     alerts_topic = raw_topic(settings.alerts_topic)
     zones = {z.id: e.id for e in reference.enterprises for z in e.zones}
-    detector = Detector(catalogue, limits, reference, clock=lambda: datetime.now(UTC))
+    detector = Detector(catalogue, limits, reference, clock=time.time)
     processor = BatchProcessor(detector, checkpoint_every_s=settings.worker_checkpoint_s)
     stats: dict[str, float] = {
         "readings": 0,
@@ -168,11 +170,11 @@ def build_app(
         # Partitions may have moved: drop state we may no longer own; it is restored
         # from its checkpoint when its readings arrive here again.
         processor.forget(detector.enterprises())
-        mark_ready(settings.state_dir, "worker")
+        mark_ready(settings.state_dir, settings.instance or "worker")
 
     @app.agent(readings_topic, name="store-readings", concurrency=settings.worker_concurrency)
     async def store_readings(stream: Any) -> None:
-        last = time.monotonic()
+        last = last_file = time.monotonic()
         async for events in stream.take_events(
             settings.worker_batch_messages, within=settings.worker_batch_within_s
         ):
@@ -217,8 +219,12 @@ def build_app(
             stats["stored"] += outcome.stored
             stats["detect_s"] += outcome.detect_s
             stats["batches"] += 1
-            if time.monotonic() - last > 10:
-                last = time.monotonic()
+            now = time.monotonic()
+            if now - last_file > 2:
+                last_file = now
+                write_stats(settings.state_dir, settings.instance or "worker", stats)
+            if now - last > 10:
+                last = now
                 per = 1e6 * stats["detect_s"] / max(1.0, stats["stored"])
                 log.info(
                     "worker stats",
@@ -273,7 +279,7 @@ def run_worker(
     settings: Settings, catalogue: Catalogue, limits: Limits, reference: ReferenceData
 ) -> None:
     """Run a worker until SIGINT/SIGTERM (Faust's Worker owns the loop and signals)."""
-    clear_ready(settings.state_dir, "worker")
+    clear_ready(settings.state_dir, settings.instance or "worker")
     asyncio.run(wait_for_kafka(settings.kafka_bootstrap))
     asyncio.run(
         ensure_topics(
@@ -294,4 +300,4 @@ def run_worker(
     try:
         worker.execute_from_commandline()
     finally:
-        clear_ready(settings.state_dir, "worker")
+        clear_ready(settings.state_dir, settings.instance or "worker")

@@ -87,13 +87,15 @@ class _Sensor:
     minute_max: float = -math.inf
     minute_twa: float | None = None
     minute_stel: float | None = None
+    queued: bool = False  # has an entry in the stale heap
+    fire_role: bool = False  # temperature, smoke or CO: feeds the zone's fire signal
 
 
 class Detector:
     """Per-reading safety detection over any number of sensors.
 
-    ``clock`` gives the receiver's time for timestamp sanity checks (the live
-    worker passes wall-clock time); without it the watermark is the reference,
+    ``clock`` gives the receiver's time, in Unix seconds, for timestamp sanity
+    checks (the live worker passes ``time.time``); without it the watermark is the reference,
     which keeps ``qorgau replay`` deterministic.
     """
 
@@ -102,7 +104,7 @@ class Detector:
         catalogue: Catalogue,
         limits: Limits,
         reference: ReferenceData | None = None,
-        clock: Callable[[], datetime] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.limits = limits
@@ -155,6 +157,7 @@ class Detector:
         )
         if r.hazard == "temperature":
             st.heat = HeatState(self.limits.fire, normal_c)
+        st.fire_role = r.hazard in ("temperature", "smoke", "co")
         self._sensors[r.sensor_id] = st
         return st
 
@@ -227,17 +230,20 @@ class Detector:
             events += self._expire_stale(t)
         if not late:
             st.last_t, st.last_ts = t, r.ts
-            heapq.heappush(self._stale_heap, (t + st.stale_after_s, st.sensor_id))
+            if not st.queued:  # one heap entry per sensor, moved lazily when it comes due
+                st.queued = True
+                heapq.heappush(self._stale_heap, (t + st.stale_after_s, st.sensor_id))
         stale = st.alarms[AlertKind.STALE]
-        events += self._event(
-            stale.force_clear(),
-            st,
-            AlertKind.STALE,
-            stale,
-            r.ts,
-            r.value,
-            f"{r.sensor_id} reports again",
-        )
+        if stale.severity is not None:
+            events += self._event(
+                stale.force_clear(),
+                st,
+                AlertKind.STALE,
+                stale,
+                r.ts,
+                r.value,
+                f"{r.sensor_id} reports again",
+            )
         events += self._health(st, r, t, late)
         if not r.plausible:
             return events
@@ -246,25 +252,30 @@ class Detector:
             self._close_minute(st, t)
         for rule in st.rules:
             alarm = st.alarms[rule.kind]
-            if rule.kind in (AlertKind.THRESHOLD, AlertKind.CEILING):
-                level = rule.level(value)
-                action = alarm.update(level, rule.clear(value), r.ts)
-                events += self._limit_event(action, st, rule, alarm, r.ts, value, value)
+            kind = rule.kind
+            if kind is AlertKind.THRESHOLD or kind is AlertKind.CEILING:
+                action = alarm.update(rule.level(value), rule.clear(value), r.ts)
+                if action is not None:
+                    events += self._limit_event(action, st, rule, alarm, r.ts, value, value)
             elif not late:
-                window = st.windows[rule.kind]
+                window = st.windows[kind]
                 window.add(t, value)
                 avg = window.average(t)
-                level = rule.level(avg) if avg is not None else None
-                clear = avg is None or rule.clear(avg)
-                action = alarm.update(level, clear, r.ts)
-                events += self._limit_event(action, st, rule, alarm, r.ts, value, avg)
-                if rule.kind is AlertKind.TWA:
+                if avg is None:
+                    action = alarm.update(None, True, r.ts)
+                else:
+                    action = alarm.update(rule.level(avg), rule.clear(avg), r.ts)
+                if action is not None:
+                    events += self._limit_event(action, st, rule, alarm, r.ts, value, avg)
+                if kind is AlertKind.TWA:
                     st.minute_twa = avg
                 else:
                     st.minute_stel = avg
         if not late:
-            st.minute_max = max(st.minute_max, value)
-            events += self._fire(st, r, t, value)
+            if value > st.minute_max:
+                st.minute_max = value
+            if st.fire_role:
+                events += self._fire(st, r, t, value)
         return events
 
     def check_timestamp(self, r: Reading) -> None:
@@ -276,7 +287,7 @@ class Detector:
         """
         h = self.limits.health
         t = r.ts.timestamp()
-        ref = self.clock().timestamp() if self.clock else self.watermark
+        ref = self.clock() if self.clock else self.watermark
         if ref is not None:
             if t > ref + h.future_skew_s:
                 self._refuse("future_timestamp")
@@ -387,8 +398,13 @@ class Detector:
         while heap and heap[0][0] <= now:
             deadline, sid = heapq.heappop(heap)
             st = self._sensors.get(sid)
-            if st is None or st.last_t is None or deadline != st.last_t + st.stale_after_s:
-                continue  # superseded by a newer reading
+            if st is None or st.last_t is None:
+                continue  # the enterprise was dropped
+            due = st.last_t + st.stale_after_s
+            if due > deadline:  # the sensor reported since: look again at its new deadline
+                heapq.heappush(heap, (due, sid))
+                continue
+            st.queued = False
             alarm = st.alarms[AlertKind.STALE]
             ts = datetime.fromtimestamp(deadline, UTC)
             action = alarm.update(Severity.WARNING, False, ts)
@@ -571,6 +587,7 @@ class Detector:
             if st.heat is not None:
                 st.heat.settings = self.limits.fire
             self._sensors[sid] = st
+            st.queued = st.last_t is not None
             if st.last_t is not None:
                 heapq.heappush(self._stale_heap, (st.last_t + st.stale_after_s, sid))
         for k, zone in state["zones"].items():

@@ -101,7 +101,7 @@ async def test_alerts_exposures_and_audit_are_stored_and_redelivery_changes_noth
 async def test_untrustworthy_timestamps_are_refused_and_not_stored(database_url: str) -> None:
     eid, sid = f"P{uuid.uuid4().hex[:6]}", f"S-{uuid.uuid4().hex[:6]}"
     now = datetime.now(UTC)
-    p = BatchProcessor(Detector(CAT, LIMITS, clock=lambda: now))
+    p = BatchProcessor(Detector(CAT, LIMITS, clock=now.timestamp))
     future = Reading(eid, sid, now + timedelta(hours=2), "co", 1.0, "mg/m3", 1, 1.0, "mg/m3", True)
     fine = Reading(eid, sid, now, "co", 1.0, "mg/m3", 2, 1.0, "mg/m3", True)
     async with await psycopg.AsyncConnection.connect(database_url) as conn, conn.transaction():
