@@ -39,6 +39,9 @@ class AlertAction(StrEnum):
     OPEN = "open"
     ESCALATE = "escalate"  # warning -> critical on an open alert
     CLEAR = "clear"  # the condition is over (a person may still have to resolve it)
+    # A late reading showed this alert opened on another reading: it is withdrawn and
+    # the correct one is opened in the same breath. Never happens for ordered input.
+    RETRACT = "retract"
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,6 +100,13 @@ async def record_alert_events(conn: psycopg.AsyncConnection, events: Sequence[Al
                     " limit_value = %s, updated_at = now() WHERE alert_key = %s",
                     (e.severity.value, e.ts, e.value, e.message, e.limit, e.key),
                 )
+            elif e.action is AlertAction.RETRACT:
+                # A late reading showed it opened elsewhere; the right one follows.
+                await cur.execute(
+                    "UPDATE alerts SET state = 'retracted', updated_at = now()"
+                    " WHERE alert_key = %s",
+                    (e.key,),
+                )
             else:
                 await cur.execute(
                     "UPDATE alerts SET state = 'cleared', cleared_at = %s, updated_at = now()"

@@ -103,6 +103,7 @@ def replay(
         _write(events, out, summary)
         if progress is not None and i % step == 0:
             progress(i + 1, total)
+    _write(detector.flush(), out, summary)  # averages still waiting for late readings
     if progress is not None:
         progress(total, total)
     summary.seconds = time.perf_counter() - started

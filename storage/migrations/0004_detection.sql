@@ -12,11 +12,11 @@ CREATE UNIQUE INDEX IF NOT EXISTS alerts_key_idx ON alerts (alert_key);
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_open_idx ON alerts (sensor_id, kind)
     WHERE state = 'open';
 ALTER TABLE alerts DROP CONSTRAINT IF EXISTS alerts_state_check;
-ALTER TABLE alerts ADD CONSTRAINT alerts_state_check CHECK (state IN ('open', 'cleared'));
+ALTER TABLE alerts ADD CONSTRAINT alerts_state_check CHECK (state IN ('open', 'cleared', 'retracted'));
 
 CREATE TABLE IF NOT EXISTS alert_events (
     alert_key   text        NOT NULL,
-    action      text        NOT NULL CHECK (action IN ('open', 'escalate', 'clear')),
+    action      text        NOT NULL CHECK (action IN ('open', 'escalate', 'clear', 'retract')),
     ts          timestamptz NOT NULL,  -- event time of the reading that caused it
     severity    text        NOT NULL,
     value       double precision,

@@ -74,6 +74,24 @@ class AlarmState:
             return AlertAction.CLEAR
         return None
 
+    def snapshot(self) -> tuple[object, ...]:
+        return (
+            self.severity,
+            self.opened_at,
+            self.below_since,
+            self.cleared_severity,
+            self.cleared_opened_at,
+        )
+
+    def restore(self, snap: tuple[object, ...]) -> None:
+        (
+            self.severity,
+            self.opened_at,
+            self.below_since,
+            self.cleared_severity,
+            self.cleared_opened_at,
+        ) = snap  # type: ignore[assignment]
+
     def force_clear(self) -> AlertAction | None:
         if self.severity is None:
             return None

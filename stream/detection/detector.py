@@ -19,13 +19,15 @@ makes late readings exact).
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import pickle
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from core.alarms import AlertAction, AlertEvent, AlertKind, Severity
 from core.catalogue import Catalogue
@@ -41,6 +43,7 @@ __all__ = ["Detector", "DetectorStats", "ExposureRow"]
 
 _GASES = frozenset({"co", "h2s", "no2", "so2", "nh3", "cl2", "ch4"})
 _STUCK_MIN_READINGS = 5
+_MAX_PENDING = 64  # readings a sensor may hold back for late arrivals
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,14 @@ class _Sensor:
     minute_twa: float | None = None
     minute_stel: float | None = None
     queued: bool = False  # has an entry in the stale heap
+    instant_rules: list[LimitRule] = field(default_factory=list)  # threshold, ceiling
+    window_rules: list[LimitRule] = field(default_factory=list)  # stel, twa
+    # (t, ts, value, alarm snapshots before, events) of readings within the lateness
+    log: list[tuple[float, datetime, float, tuple[Any, ...], list[AlertEvent]]] = field(
+        default_factory=list
+    )
+    pending: list[tuple[float, float]] = field(default_factory=list)  # (t, value), sorted
+    released_t: float = -math.inf  # newest reading fed to the averages
     fire_role: bool = False  # temperature, smoke or CO: feeds the zone's fire signal
 
 
@@ -158,6 +169,7 @@ class Detector:
         if r.hazard == "temperature":
             st.heat = HeatState(self.limits.fire, normal_c)
         st.fire_role = r.hazard in ("temperature", "smoke", "co")
+        self._split_rules(st)
         self._sensors[r.sensor_id] = st
         return st
 
@@ -212,19 +224,26 @@ class Detector:
         Raises `InvalidReading` for timestamps that cannot be trusted
         (``future_timestamp``, ``old_timestamp``, ``too_late``); the caller
         dead-letters those.
+
+        Instantaneous limits, sensor faults and fire act on the reading as it
+        arrives. A reading that arrives late (older than the sensor's newest, within
+        the lateness) re-runs the instantaneous limits from its place in time, and
+        any alert whose opening reading changes is retracted and opened again, so
+        the outcome equals in-order processing. Averages (STEL, TWA) and exposure
+        rows take readings in time order once no earlier one can still arrive
+        (``lateness_s`` behind the sensor's newest reading, or 64 readings).
         """
         t = r.ts.timestamp()
         self.check_timestamp(r)
         st = self._sensor(r)
         events: list[AlertEvent] = []
-        late = False
-        if st.last_t is not None and t <= st.last_t:
-            if t == st.last_t:
-                self.stats.duplicates += 1
-                return []
-            late = True
-            self.stats.late += 1
+        late = st.last_t is not None and t < st.last_t
+        if t == st.last_t or (late and any(x[0] == t for x in st.log)):
+            self.stats.duplicates += 1
+            return []
         self.stats.readings += 1
+        if late:
+            self.stats.late += 1
         if self.watermark is None or t > self.watermark:
             self.watermark = t
             events += self._expire_stale(t)
@@ -248,34 +267,95 @@ class Detector:
         if not r.plausible:
             return events
         value = r.value
-        if not late:
-            self._close_minute(st, t)
-        for rule in st.rules:
+        if late:
+            events += self._rewind_instant(st, t, r.ts, value)
+        else:
+            events += self._instant(st, t, r.ts, value)
+        # Averages: in time order, once final.
+        bisect.insort(st.pending, (t, value))
+        events += self._release(st, (st.last_t or t) - self.limits.health.lateness_s)
+        if st.fire_role:
+            events += self._fire(st, r, t, value)
+        return events
+
+    # --- instantaneous limits, with rewind for late readings --------------------------
+    def _instant(self, st: _Sensor, t: float, ts: datetime, value: float) -> list[AlertEvent]:
+        """Evaluate threshold/ceiling rules and log what it did, for a later rewind."""
+        before = tuple(st.alarms[rule.kind].snapshot() for rule in st.instant_rules)
+        events: list[AlertEvent] = []
+        for rule in st.instant_rules:
             alarm = st.alarms[rule.kind]
-            kind = rule.kind
-            if kind is AlertKind.THRESHOLD or kind is AlertKind.CEILING:
-                action = alarm.update(rule.level(value), rule.clear(value), r.ts)
-                if action is not None:
-                    events += self._limit_event(action, st, rule, alarm, r.ts, value, value)
-            elif not late:
+            action = alarm.update(rule.level(value), rule.clear(value), ts)
+            if action is not None:
+                events += self._limit_event(action, st, rule, alarm, ts, value, value)
+        log = st.log
+        log.append((t, ts, value, before, events))
+        # A reading can only arrive after what the averages have taken (see _release).
+        while log and (log[0][0] <= st.released_t or len(log) > _MAX_PENDING + 1):
+            log.pop(0)
+        return events
+
+    def _rewind_instant(
+        self, st: _Sensor, t: float, ts: datetime, value: float
+    ) -> list[AlertEvent]:
+        """Re-run the instantaneous rules from a late reading's place in time."""
+        log = st.log
+        i = bisect.bisect_left([x[0] for x in log], t)
+        if i < len(log):
+            for rule, snap in zip(st.instant_rules, log[i][3], strict=True):
+                st.alarms[rule.kind].restore(snap)
+        old = [e for entry in log[i:] for e in entry[4]]
+        tail = log[i:]
+        del log[i:]
+        new: list[AlertEvent] = []
+        for t2, ts2, v2 in [(t, ts, value)] + [(x[0], x[1], x[2]) for x in tail]:
+            new += self._instant(st, t2, ts2, v2)
+        if old == new:
+            return []
+        retracted = [
+            replace(e, action=AlertAction.RETRACT)
+            for e in old
+            if e.action is AlertAction.OPEN and e not in new
+        ]
+        return retracted + [e for e in new if e not in old]
+
+    # --- averages and exposures, in time order -----------------------------------------
+    def _release(self, st: _Sensor, upto: float) -> list[AlertEvent]:
+        """Feed pending readings up to ``upto`` (or beyond 64 of them) to the averages."""
+        events: list[AlertEvent] = []
+        pending = st.pending
+        while pending and (pending[0][0] <= upto or len(pending) > _MAX_PENDING):
+            t, value = pending.pop(0)
+            st.released_t = t
+            if not st.windows:
+                continue
+            ts = datetime.fromtimestamp(t, UTC)
+            self._close_minute(st, t)
+            if value > st.minute_max:
+                st.minute_max = value
+            for rule in st.window_rules:
+                kind = rule.kind
+                alarm = st.alarms[kind]
                 window = st.windows[kind]
                 window.add(t, value)
                 avg = window.average(t)
                 if avg is None:
-                    action = alarm.update(None, True, r.ts)
+                    action = alarm.update(None, True, ts)
                 else:
-                    action = alarm.update(rule.level(avg), rule.clear(avg), r.ts)
+                    action = alarm.update(rule.level(avg), rule.clear(avg), ts)
                 if action is not None:
-                    events += self._limit_event(action, st, rule, alarm, r.ts, value, avg)
+                    events += self._limit_event(action, st, rule, alarm, ts, value, avg)
                 if kind is AlertKind.TWA:
                     st.minute_twa = avg
                 else:
                     st.minute_stel = avg
-        if not late:
-            if value > st.minute_max:
-                st.minute_max = value
-            if st.fire_role:
-                events += self._fire(st, r, t, value)
+        return events
+
+    def flush(self) -> list[AlertEvent]:
+        """Feed every pending reading to the averages (end of a replay file)."""
+        events: list[AlertEvent] = []
+        for st in self._sensors.values():
+            events += self._release(st, math.inf)
         return events
 
     def check_timestamp(self, r: Reading) -> None:
@@ -302,13 +382,24 @@ class Detector:
                     "old_timestamp", f"ts {r.ts.isoformat()} is more than {h.max_age_s:.0f} s old"
                 )
         st = self._sensors.get(r.sensor_id)
-        if st is not None and st.last_t is not None and st.last_t - t > h.lateness_s:
+        if (
+            st is not None
+            and st.last_t is not None
+            and (st.last_t - t > h.lateness_s or t <= st.released_t)
+        ):
             self._refuse("too_late")
             raise InvalidReading(
                 "too_late",
                 f"ts {r.ts.isoformat()} is more than"
                 f" {h.lateness_s:.0f} s behind the sensor's newest reading",
             )
+
+    @staticmethod
+    def _split_rules(st: _Sensor) -> None:
+        st.instant_rules = [
+            r for r in st.rules if r.kind in (AlertKind.THRESHOLD, AlertKind.CEILING)
+        ]
+        st.window_rules = [r for r in st.rules if r.kind in (AlertKind.STEL, AlertKind.TWA)]
 
     def _refuse(self, reason: str) -> None:
         self.stats.refused[reason] = self.stats.refused.get(reason, 0) + 1
@@ -405,6 +496,7 @@ class Detector:
                 heapq.heappush(heap, (due, sid))
                 continue
             st.queued = False
+            events += self._release(st, math.inf)  # no later reading can come to wait for
             alarm = st.alarms[AlertKind.STALE]
             ts = datetime.fromtimestamp(deadline, UTC)
             action = alarm.update(Severity.WARNING, False, ts)
@@ -582,6 +674,7 @@ class Detector:
                             exchange_rate_db=rule.exchange_rate_db,
                         )
             st = _Sensor(rules=rules, windows=windows, **fields)
+            self._split_rules(st)
             for rule in rules:
                 st.alarms.setdefault(rule.kind, AlarmState(rule.clear_hold_s))
             if st.heat is not None:

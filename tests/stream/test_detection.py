@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -47,7 +48,7 @@ def run(
     out: list[AlertEvent] = []
     for sensor, hazard, t, v in sorted(series, key=lambda x: x[2]):
         out += d.process(reading(sensor, hazard, t, v))
-    return out
+    return out + d.flush()
 
 
 def opened(events: list[AlertEvent]) -> list[tuple[str, str, float]]:
@@ -355,3 +356,56 @@ def test_state_saved_then_restored_gives_identical_results() -> None:
     assert rest_restored == rest_straight
     assert any(e.kind is AlertKind.FIRE for e in rest_straight)
     assert len(blob) < 20_000  # bytes: small enough to checkpoint often
+
+
+def _effective_opens(events: list[AlertEvent]) -> list[tuple[str, str, str, float, str]]:
+    """Opens that stand: every retracted open removed (retractions follow late readings)."""
+    retracted = {e.key for e in events if e.action is AlertAction.RETRACT}
+    return sorted(
+        (e.kind.value, e.severity.value, e.sensor_id, (e.ts - T0).total_seconds(), e.key)
+        for e in events
+        if e.action is AlertAction.OPEN and e.key not in retracted
+    )
+
+
+def test_out_of_order_within_the_lateness_gives_the_in_order_result() -> None:
+    import random
+
+    series: list[tuple[str, str, float, float]] = []
+    for i in range(400):  # CO and H2S, every 10 s, crossing and clearing several times
+        t = 10.0 * i
+        co = 30.0 if 50 <= i < 80 or 200 <= i < 203 or 300 <= i < 360 else 4.0
+        series.append(("OO-CO", "co", t, co + 0.01 * (i % 7)))
+        series.append(("OO-H2S", "h2s", t + 3, (12.0 if i % 40 < 6 else 2.0) + 0.01 * (i % 5)))
+    in_order = Detector(CAT, LIMITS)
+    expected = run(series, in_order)
+    rows_expected = in_order.drain_exposures()
+    assert {k for k, *_ in _effective_opens(expected)} >= {"threshold", "stel"}
+
+    rng = random.Random(5)
+    # Each reading arrives up to 25 s late (the allowed lateness is 30 s).
+    arrivals = sorted(series, key=lambda x: x[2] + rng.uniform(0, 25))
+    assert arrivals != sorted(series, key=lambda x: x[2])
+    shuffled = Detector(CAT, LIMITS)
+    got: list[AlertEvent] = []
+    for sensor, hazard, t, v in arrivals:
+        got += shuffled.process(reading(sensor, hazard, t, v))
+    got += shuffled.flush()
+    assert shuffled.stats.late > 50
+    assert any(e.action is AlertAction.RETRACT for e in got)  # some opens were corrected
+    assert _effective_opens(got) == _effective_opens(expected)
+
+    def by_sensor(rows: list[Any]) -> list[Any]:
+        return sorted(rows, key=lambda r: (r.sensor_id, r.ts))
+
+    assert by_sensor(shuffled.drain_exposures()) == by_sensor(rows_expected)
+
+
+def test_a_reading_later_than_the_lateness_is_refused() -> None:
+    d = Detector(CAT, LIMITS)
+    for t in range(0, 200, 10):
+        d.process(reading("L", "co", float(t), 5.0))
+    d.process(reading("L", "co", 165.0, 5.0))  # 25 s behind: accepted
+    with pytest.raises(InvalidReading) as e:
+        d.process(reading("L", "co", 150.0, 5.0))  # 40 s behind
+    assert e.value.reason == "too_late"
