@@ -173,9 +173,15 @@ def _run_stack(settings: Settings, *, simulate: bool, args: argparse.Namespace) 
                 now = time.monotonic()
                 rate = (count - last_count) / (now - last_t)
                 last_count, last_t = count, now
+                open_alerts = conn.execute(
+                    "SELECT kind, count(*) FROM alerts WHERE state = 'open'"
+                    " GROUP BY kind ORDER BY kind"
+                ).fetchall()
+                alerts = ", ".join(f"{k} {n}" for k, n in open_alerts) or "none"
                 console.print(
                     f"  {time.strftime('%H:%M:%S')}  readings stored: {count:,}"
                     f"  ({rate:,.1f} readings/s)  sensors reporting: {sensors}"
+                    f"  open alerts: {alerts}"
                 )
         return 0
     finally:

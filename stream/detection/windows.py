@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-__all__ = ["WindowAverage", "energy_k"]
+__all__ = ["WindowAverage", "energy_k", "noise_dose_percent"]
 
 
 def energy_k(exchange_rate_db: float) -> float:
@@ -32,6 +32,22 @@ def energy_k(exchange_rate_db: float) -> float:
     (9.966, 16.61)
     """
     return exchange_rate_db / math.log10(2.0)
+
+
+def noise_dose_percent(
+    lex_db: float, criterion_db: float = 80.0, exchange_rate_db: float = 3.0
+) -> float:
+    """Daily noise dose in percent of the allowed one: 100 % at the criterion level.
+
+    Each ``exchange_rate_db`` above the criterion doubles the dose. Kazakhstan's
+    criterion is 80 dBA over 8 h.
+
+    >>> round(noise_dose_percent(87.0), 1)            # 87 dBA LEX,8h, 3 dB rule, 80 dBA
+    504.0
+    >>> round(noise_dose_percent(85.0, 85.0, 5.0), 1)
+    100.0
+    """
+    return 100.0 * math.pow(2.0, (lex_db - criterion_db) / exchange_rate_db)
 
 
 class WindowAverage:

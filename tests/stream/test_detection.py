@@ -409,3 +409,21 @@ def test_a_reading_later_than_the_lateness_is_refused() -> None:
     with pytest.raises(InvalidReading) as e:
         d.process(reading("L", "co", 150.0, 5.0))  # 40 s behind
     assert e.value.reason == "too_late"
+
+
+def test_ceiling_and_noise_dose() -> None:
+    from stream.detection.windows import noise_dose_percent
+
+    events = run([("C1", "co", 0, 5.0), ("C1", "co", 10, 250.0)])
+    assert sorted(opened(events)) == [
+        ("ceiling", "critical", 10.0),
+        ("threshold", "critical", 10.0),
+    ]
+    # 90 dBA for 4 h: LEX,8h = 87 dBA; dose against 80 dBA with the 3 dB rule:
+    # 100 % x 2^((87 - 80) / 3) = 504 %.
+    w = WindowAverage(8 * 3600, "energy", max_hold_s=60)
+    for t in range(0, 4 * 3600 + 1, 60):
+        w.add(float(t), 90.0)
+    lex = w.average(4 * 3600.0)
+    assert lex is not None
+    assert noise_dose_percent(lex) == pytest.approx(100 * 2 ** (7 / 3), rel=1e-6)
