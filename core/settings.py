@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     worker_checkpoint_s: float = Field(
         default=5.0, gt=0, description="seconds between detection checkpoints per enterprise"
     )
+    worker_idle_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds without any reading before event time advances by the wall clock",
+    )
+    limits_path: Path | None = Field(
+        default=None, description="limits file (default: the packaged core/data/limits.toml)"
+    )
+    catalogue_path: Path | None = Field(
+        default=None, description="hazard catalogue (default: the packaged one)"
+    )
     worker_web_port: int | None = None
 
     # API.

@@ -75,8 +75,9 @@ def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
     from stream.worker import run_worker
 
     _require_db(settings)
-    catalogue = load_catalogue()
-    run_worker(settings, catalogue, load_limits(catalogue=catalogue), load_reference(catalogue))
+    catalogue = load_catalogue(settings.catalogue_path)
+    limits = load_limits(settings.limits_path, catalogue)
+    run_worker(settings, catalogue, limits, load_reference(catalogue))
     return 0
 
 
@@ -208,8 +209,9 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from stream.detection.detector import Detector
     from stream.replay import replay
 
-    catalogue = load_catalogue(args.catalogue)
-    detector = Detector(catalogue, load_limits(args.limits, catalogue), load_reference(catalogue))
+    catalogue = load_catalogue(args.catalogue or settings.catalogue_path)
+    limits = load_limits(args.limits or settings.limits_path, catalogue)
+    detector = Detector(catalogue, limits, load_reference(catalogue))
     source = Path(args.input)
     if not source.is_file():
         raise QorgauError(f"no such input file: {source}")

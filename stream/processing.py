@@ -55,6 +55,7 @@ class BatchProcessor:
         self.detector = detector
         self.checkpoint_every_s = checkpoint_every_s
         self._loaded: set[str] = set()
+        self.last_batch_wall = time.time()  # when the last readings arrived (wall clock)
         self._checkpointed: dict[str, float] = {}  # enterprise -> monotonic time of last save
 
     async def _restore(
@@ -96,6 +97,8 @@ class BatchProcessor:
     ) -> BatchOutcome:
         """Store and check ``readings``; the caller owns the transaction around this."""
         out = BatchOutcome()
+        if readings:
+            self.last_batch_wall = time.time()
         enterprises = {r.enterprise_id for r in readings}
         try:
             for eid in sorted(enterprises - self._loaded):
@@ -142,6 +145,14 @@ class BatchProcessor:
             if now - self._checkpointed.get(eid, 0.0) >= self.checkpoint_every_s:
                 await save_checkpoint(conn, eid, self.detector.export_state(eid), watermark)
                 self._checkpointed[eid] = now
+
+    async def advance(self, conn: psycopg.AsyncConnection, to: datetime) -> list[AlertEvent]:
+        """Move event time forward without readings (total silence); store what it raises."""
+        events = self.detector.advance(to)
+        if events:
+            await record_alert_events(conn, events)
+            await self._checkpoint(conn, {e.enterprise_id for e in events})
+        return events
 
     async def checkpoint_all(self, conn: psycopg.AsyncConnection) -> None:
         """Save every held enterprise now (before a clean shutdown or a rebalance)."""

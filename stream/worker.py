@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -266,6 +267,26 @@ def build_app(
     async def _checkpoint_all() -> None:
         if detector.enterprises():
             await with_retry("checkpoint", processor.checkpoint_all)
+
+    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
+    async def _silence() -> None:
+        """If nothing at all arrives, event time still passes: sensors go stale.
+
+        The watermark normally moves with the readings; after ``worker_idle_s`` of
+        wall-clock silence it moves on by the silence, so a plant whose every
+        sensor (or whose gateway, or the bridge) went quiet is reported stale.
+        """
+        idle = time.time() - processor.last_batch_wall
+        if detector.watermark is None or idle < settings.worker_idle_s:
+            return
+        to = datetime.fromtimestamp(detector.watermark + idle, UTC)
+
+        async def body(conn: psycopg.AsyncConnection) -> None:
+            alerts = await processor.advance(conn, to)
+            await publish(alerts)
+
+        await with_retry("silence", body)
+        processor.last_batch_wall = time.time()
 
     @app.on_before_shutdown.connect
     async def _close(*_a: Any, **_k: Any) -> None:

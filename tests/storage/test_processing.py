@@ -130,3 +130,21 @@ async def test_a_restarted_worker_continues_exactly_where_the_last_one_stopped(
     )
     assert summary(before + after) == summary(straight)
     assert [a.kind.value for a in after] == ["stel"]  # the STEL kept its first 600 s
+
+
+async def test_silence_advances_event_time_and_sensors_go_stale(database_url: str) -> None:
+    eid, sid = f"P{uuid.uuid4().hex[:6]}", f"S-{uuid.uuid4().hex[:6]}"
+    t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
+    p = processor()
+    assert await run(p, database_url, co_series(eid, sid, t0, 0, 120)) == []
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        async with conn.transaction():
+            [stale] = await p.advance(conn, t0 + timedelta(minutes=10))
+        row = await (
+            await conn.execute(
+                "SELECT kind, state, opened_at FROM alerts WHERE sensor_id = %s", (sid,)
+            )
+        ).fetchone()
+    # Last reading at 110 s; unknown sensors report every 60 s -> stale 180 s later.
+    assert (stale.kind.value, stale.ts) == ("stale", t0 + timedelta(seconds=290))
+    assert row == ("stale", "open", t0 + timedelta(seconds=290))
