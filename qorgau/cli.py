@@ -256,6 +256,83 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _params(pairs: list[str]) -> dict[str, float | int | str]:
+    out: dict[str, float | int | str] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise QorgauError(f"--param takes NAME=VALUE, got {pair!r}")
+        value: float | int | str = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                continue
+        out[key] = value
+    return out
+
+
+def cmd_ml(settings: Settings, args: argparse.Namespace) -> int:
+    import csv
+    from datetime import datetime
+    from pathlib import Path
+
+    from online_ml import make_detector
+    from online_ml.runner import score_series
+
+    params = _params(args.param)
+    try:
+        make_detector(args.detector, **params)
+    except ValueError as exc:
+        raise QorgauError(str(exc)) from None
+
+    def factory() -> Any:
+        return make_detector(args.detector, **params)
+
+    if args.ml_command == "score":
+        source = Path(args.input)
+        if not source.is_file():
+            raise QorgauError(f"no such input file: {source}")
+        times: list[float] = []
+        values: list[float] = []
+        stamps: list[str] = []
+        with open(source, newline="") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames or not {"timestamp", "value"} <= set(reader.fieldnames):
+                raise QorgauError(f"{source}: needs a header with timestamp,value")
+            for line, row in enumerate(reader, start=2):
+                try:
+                    ts = datetime.fromisoformat(row["timestamp"])
+                    values.append(float(row["value"]))
+                except (TypeError, ValueError) as exc:
+                    raise QorgauError(f"{source}:{line}: {exc}") from None
+                times.append(ts.timestamp())
+                stamps.append(row["timestamp"])
+        scores = score_series(factory, times, values)
+        out = open(args.output, "w", newline="") if args.output != "-" else sys.stdout  # noqa: SIM115
+        try:
+            writer = csv.writer(out)
+            writer.writerow(["timestamp", "value", "anomaly_score"])
+            for stamp, value, score in zip(stamps, values, scores, strict=True):
+                writer.writerow([stamp, value, f"{score:.6f}"])
+        finally:
+            if out is not sys.stdout:
+                out.close()
+        print(f"{len(values):,} rows scored with {args.detector}", file=sys.stderr)
+        return 0
+    from online_ml.evaluate import run_nab
+
+    return run_nab(
+        Path(args.nab),
+        factory,
+        detector=args.detector,
+        params=params,
+        jobs=args.jobs,
+        as_json=args.json,
+    )
+
+
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     from qorgau.bench import run_bench, run_detection_bench
 
@@ -314,6 +391,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--limits", help="limits file (default: the packaged core/data/limits.toml)")
     rep.add_argument("--catalogue", help="hazard catalogue (default: the packaged one)")
+    ml = sub.add_parser("ml", help="online anomaly models: score a series, evaluate on NAB")
+    ml_sub = ml.add_subparsers(dest="ml_command", required=True, metavar="ML_COMMAND")
+    ml_score = ml_sub.add_parser("score", help="score a timestamp,value CSV with a fresh model")
+    ml_score.add_argument("input")
+    ml_score.add_argument("-o", "--output", default="-", help="CSV out (default: stdout)")
+    ml_eval = ml_sub.add_parser("evaluate", help="NAB scores over a NAB-layout folder")
+    ml_eval.add_argument("--nab", required=True, help="folder with data/ and labels/")
+    ml_eval.add_argument("--jobs", type=int, default=2, help="processes scoring series")
+    ml_eval.add_argument("--json", action="store_true")
+    for ml_parser in (ml_score, ml_eval):
+        ml_parser.add_argument(
+            "--detector", default="default", help="detector name (see online_ml)"
+        )
+        ml_parser.add_argument(
+            "--param",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="detector parameter, repeatable",
+        )
     bench = sub.add_parser("bench", help="measure end-to-end throughput, latency, loss")
     bench.add_argument("-n", "--readings", type=int, default=100_000)
     bench.add_argument(
@@ -356,6 +453,7 @@ COMMANDS = {
     "simulate": cmd_simulate,
     "bench": cmd_bench,
     "replay": cmd_replay,
+    "ml": cmd_ml,
 }
 
 
