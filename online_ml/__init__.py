@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from online_ml.base import AnomalyDetector
+from online_ml.context import ContextDetector
 from online_ml.ensemble import Maximum
 from online_ml.ewm import EWMDetector
 from online_ml.guard import LearningGuard
@@ -22,6 +23,7 @@ __all__ = [
     "DETECTORS",
     "AnomalyDetector",
     "AnomalyLikelihood",
+    "ContextDetector",
     "EWMDetector",
     "KNNDetector",
     "LearningGuard",
@@ -31,20 +33,27 @@ __all__ = [
 ]
 
 
-def level_and_pattern(refractory: int = 400, history: int = 5000) -> AnomalyDetector:
-    """The current default: level surprise (EWM) or shape surprise (KNN), onsets only."""
-    return OnsetFilter(
-        Maximum([EWMDetector(history=history), KNNDetector(k=1, history=history)]),
-        refractory=refractory,
-    )
+def level_context_pattern(
+    refractory: int = 400, history: int = 5000, utc_offset_h: float = 5.0, knn: int = 1
+) -> AnomalyDetector:
+    """The current default: the most surprised of level (EWM), context (hour of day and
+    kind of day) and shape (KNN), onsets only. ``knn=0`` leaves the shape model out."""
+    parts: list[AnomalyDetector] = [
+        EWMDetector(history=history),
+        ContextDetector(history=history, utc_offset_h=utc_offset_h),
+    ]
+    if knn:
+        parts.append(KNNDetector(k=knn, history=history))
+    return OnsetFilter(Maximum(parts), refractory=refractory)
 
 
 #: Score at or above which each detector's output is a flag (an onset filter's
 #: scores are rises above the recent maximum, hence smaller).
-ALERT_THRESHOLDS: dict[str, float] = {"default": 0.2, "ewm": 0.5, "knn": 0.5}
+ALERT_THRESHOLDS: dict[str, float] = {"context": 0.5, "default": 0.2, "ewm": 0.5, "knn": 0.5}
 
 DETECTORS: dict[str, Callable[..., AnomalyDetector]] = {
-    "default": level_and_pattern,
+    "context": ContextDetector,
+    "default": level_context_pattern,
     "ewm": EWMDetector,
     "knn": KNNDetector,
 }
