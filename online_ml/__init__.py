@@ -34,7 +34,11 @@ __all__ = [
 
 
 def level_context_pattern(
-    refractory: int = 400, history: int = 5000, utc_offset_h: float = 5.0, knn: int = 1
+    refractory: int = 300,
+    history: int = 8000,
+    utc_offset_h: float = 5.0,
+    knn: int = 1,
+    knn_window: int = 12,
 ) -> AnomalyDetector:
     """The current default: the most surprised of level (EWM), context (hour of day and
     kind of day) and shape (KNN), onsets only. ``knn=0`` leaves the shape model out."""
@@ -43,7 +47,7 @@ def level_context_pattern(
         ContextDetector(history=history, utc_offset_h=utc_offset_h),
     ]
     if knn:
-        parts.append(KNNDetector(k=knn, history=history))
+        parts.append(KNNDetector(k=knn, window=knn_window, history=history))
     return OnsetFilter(Maximum(parts), refractory=refractory)
 
 
