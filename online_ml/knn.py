@@ -41,7 +41,9 @@ class KNNDetector(AnomalyDetector):
         self.k = k
         self.likelihood = AnomalyLikelihood(history=history, short=short)
         self._points = np.zeros((reservoir, window))
+        self._norms = np.zeros(reservoir)  # squared lengths of the stored points
         self._count = 0
+        self._last: tuple[int, np.ndarray | None, float | None] | None = None
         self._recent: deque[float] = deque(maxlen=window)
         self.lo: float | None = None
         self.hi: float | None = None
@@ -57,22 +59,34 @@ class KNNDetector(AnomalyDetector):
         m = min(self._count, self.reservoir)
         if m <= self.k + self.window:
             return None
-        d = np.sqrt(((self._points[:m] - e) ** 2).sum(axis=1))
-        return float(np.partition(d, self.k - 1)[: self.k].mean())
+        # |p - e|^2 = |p|^2 - 2 p.e + |e|^2: one matrix-vector product per reading.
+        d2 = self._norms[:m] - 2.0 * (self._points[:m] @ e) + float(e @ e)
+        nearest = d2.min() if self.k == 1 else np.partition(d2, self.k - 1)[: self.k]
+        return float(np.sqrt(np.maximum(nearest, 0.0)).mean())
 
-    def score_one(self, x: dict[str, float]) -> float:
+    def _evaluate(self, x: dict[str, float]) -> tuple[np.ndarray | None, float | None]:
+        last = self._last
+        if last is not None and last[0] == id(x):
+            return last[1], last[2]
         e = self._embed(x["value"])
         raw = self._raw(e) if e is not None else None
+        self._last = (id(x), e, raw)
+        return e, raw
+
+    def score_one(self, x: dict[str, float]) -> float:
+        _, raw = self._evaluate(x)
         return 0.0 if raw is None else self.likelihood.peek(raw)
 
     def learn_one(self, x: dict[str, float]) -> None:
         v = x["value"]
-        e = self._embed(v)
+        e, raw = self._evaluate(x)
+        self._last = None
         if e is not None:
-            raw = self._raw(e)
             if raw is not None:
                 self.likelihood.update(raw)
-            self._points[self._count % self.reservoir] = e
+            slot = self._count % self.reservoir
+            self._points[slot] = e
+            self._norms[slot] = float(e @ e)
             self._count += 1
         self.lo = v if self.lo is None else min(self.lo, v)
         self.hi = v if self.hi is None else max(self.hi, v)
