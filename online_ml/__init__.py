@@ -40,10 +40,12 @@ def level_context_pattern(
     knn: int = 1,
     knn_window: int = 12,
 ) -> AnomalyDetector:
-    """The current default: the most surprised of level (EWM), context (hour of day and
-    kind of day) and shape (KNN), onsets only. ``knn=0`` leaves the shape model out."""
+    """The current default: the most surprised of level at two time scales (EWM), context
+    (hour of day and kind of day) and shape (KNN), onsets only. ``knn=0`` leaves the
+    shape model out."""
     parts: list[AnomalyDetector] = [
         EWMDetector(history=history),
+        EWMDetector(alpha=0.01, history=history),  # a slower level: gradual departures
         ContextDetector(history=history, utc_offset_h=utc_offset_h),
     ]
     if knn:
