@@ -17,13 +17,12 @@ core.errors.InvalidReading: unit_not_accepted: hazard 'co' does not accept unit 
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from core.datafile import read_toml
 from core.errors import CatalogueError, InvalidReading
 from core.units import Conversion, compile_conversion
 
@@ -155,19 +154,7 @@ def _parse_hazard(hazard_id: str, raw: Any, where: str) -> Hazard:
 
 def load_catalogue(path: str | Path | None = None) -> Catalogue:
     """Load and validate a hazard catalogue; the packaged one when ``path`` is None."""
-    if path is None:
-        text = resources.files("core").joinpath("data/hazards.toml").read_text("utf-8")
-        source = "core/data/hazards.toml"
-    else:
-        source = str(path)
-        try:
-            text = Path(path).read_text("utf-8")
-        except OSError as exc:
-            raise CatalogueError(source, f"cannot read: {exc.strerror}") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogueError(source, f"not valid TOML: {exc}") from None
+    doc, source = read_toml("hazards.toml", path)
     table = doc.get("hazards")
     if not isinstance(table, dict) or not table:
         raise CatalogueError(source, "has no [hazards.<id>] tables")

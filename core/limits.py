@@ -15,14 +15,13 @@ the hazard catalogue and refuses it whole, naming the rule at fault.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from core.alarms import AlertKind, Severity
 from core.catalogue import Catalogue, load_catalogue
+from core.datafile import read_toml
 from core.errors import CatalogueError
 
 __all__ = ["FireSettings", "HealthSettings", "LimitRule", "Limits", "load_limits"]
@@ -221,19 +220,7 @@ def _rule(hazard: str, raw: Any, where: str) -> LimitRule:
 def load_limits(path: str | Path | None = None, catalogue: Catalogue | None = None) -> Limits:
     """Load and validate the limits file; the packaged one when ``path`` is None."""
     catalogue = catalogue or load_catalogue()
-    if path is None:
-        text = resources.files("core").joinpath("data/limits.toml").read_text("utf-8")
-        source = "core/data/limits.toml"
-    else:
-        source = str(path)
-        try:
-            text = Path(path).read_text("utf-8")
-        except OSError as exc:
-            raise CatalogueError(source, f"cannot read: {exc.strerror}") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogueError(source, f"not valid TOML: {exc}") from None
+    doc, source = read_toml("limits.toml", path)
     rules: dict[str, list[LimitRule]] = {}
     for hazard, items in doc.get("rules", {}).items():
         if hazard not in catalogue:

@@ -7,12 +7,11 @@ sensor measures a catalogued hazard).
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from core.catalogue import Catalogue, load_catalogue
+from core.datafile import read_toml
 from core.errors import CatalogueError
 from core.types import Enterprise, Industry, Region, Sensor, Zone
 
@@ -34,11 +33,7 @@ class ReferenceData:
 
 
 def _read(name: str) -> dict[str, Any]:
-    text = resources.files("core").joinpath(f"data/{name}").read_text("utf-8")
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogueError(f"core/data/{name}", f"not valid TOML: {exc}") from None
+    return read_toml(name)[0]
 
 
 def _get(where: str, raw: dict[str, Any], key: str) -> Any:
