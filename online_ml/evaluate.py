@@ -29,15 +29,16 @@ def _score_one(
 
 def run_nab(
     root: Path,
-    factory: Any,
     *,
     detector: str,
     params: dict[str, Any],
     jobs: int = 2,
     as_json: bool = False,
 ) -> int:
-    """Score the corpus at ``root`` and print the three profiles' results."""
-    del factory  # each worker process builds its own detectors from the name
+    """Score the corpus at ``root`` and print the three profiles' results.
+
+    Each process builds its own detectors from ``detector`` and ``params``.
+    """
     corpus = load_corpus(root)
     work = []
     for s in corpus:

@@ -325,7 +325,6 @@ def cmd_ml(settings: Settings, args: argparse.Namespace) -> int:
 
     return run_nab(
         Path(args.nab),
-        factory,
         detector=args.detector,
         params=params,
         jobs=args.jobs,

@@ -42,9 +42,8 @@ _STAGE = sql.SQL(
 _MOVE = sql.SQL(
     "INSERT INTO readings ({cols}, ingested_at)"
     " SELECT {cols}, clock_timestamp() FROM readings_stage"
-    " ON CONFLICT (sensor_id, ts) DO NOTHING"
+    " ON CONFLICT (sensor_id, ts) DO NOTHING RETURNING sensor_id, ts"
 ).format(cols=_COLS)
-_MOVE_RETURNING = sql.SQL("{} RETURNING sensor_id, ts").format(_MOVE)
 
 
 async def _copy(
@@ -81,14 +80,14 @@ async def ingest_new_readings(
         return []
     async with conn.transaction(), conn.cursor() as cur:
         try:
-            async with conn.transaction():
+            async with conn.transaction():  # a savepoint: the fast path may fail whole
                 await _copy(cur, _COPY_DIRECT, readings)
             return list(readings)
         except psycopg.errors.UniqueViolation:
-            pass
+            pass  # some rows were stored before: fall back to the idempotent path
         await cur.execute(_STAGE)
         await _copy(cur, _COPY_STAGE, readings)
-        await cur.execute(_MOVE_RETURNING)
+        await cur.execute(_MOVE)
         new = {(sid, ts) for sid, ts in await cur.fetchall()}
         out, seen = [], set()
         for r in readings:
@@ -101,16 +100,4 @@ async def ingest_new_readings(
 
 async def ingest_readings(conn: psycopg.AsyncConnection, readings: Sequence[Reading]) -> int:
     """Store ``readings``; return how many were new (the rest were already stored)."""
-    if not readings:
-        return 0
-    async with conn.transaction(), conn.cursor() as cur:
-        try:
-            async with conn.transaction():  # a savepoint: the fast path may fail whole
-                await _copy(cur, _COPY_DIRECT, readings)
-            return len(readings)
-        except psycopg.errors.UniqueViolation:
-            pass  # some rows were stored before: fall back to the idempotent path
-        await cur.execute(_STAGE)
-        await _copy(cur, _COPY_STAGE, readings)
-        await cur.execute(_MOVE)
-        return cur.rowcount
+    return len(await ingest_new_readings(conn, readings))

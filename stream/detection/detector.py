@@ -24,9 +24,9 @@ import heapq
 import math
 import pickle
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from core.alarms import AlertAction, AlertEvent, AlertKind, Severity
@@ -696,15 +696,3 @@ class Detector:
         for mapping in (self._zones, self._zone_alarms):
             for k in [k for k in mapping if k.startswith(prefix)]:
                 del mapping[k]
-
-    def run(self, readings: Iterable[Reading]) -> Iterable[AlertEvent]:
-        """Process readings in the order given, yielding every alarm change."""
-        for r in readings:
-            try:
-                yield from self.process(r)
-            except InvalidReading:
-                continue
-
-    @staticmethod
-    def end_of(readings_ts: datetime, seconds: float) -> datetime:
-        return readings_ts + timedelta(seconds=seconds)
