@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from core.reference import load_reference
 from edge.publisher import BulkPublisher, reading_topic
 from qorgau.launcher import Stack
+from tests.e2e import kafka
 
 
 async def _alerts(
@@ -28,17 +29,9 @@ async def _alerts(
     want: int | None = None,
     consumer: AIOKafkaConsumer | None = None,
 ) -> list[dict[str, Any]]:
-    s = stack.settings
     own = consumer is None
     if consumer is None:
-        consumer = AIOKafkaConsumer(
-            s.alerts_topic,
-            bootstrap_servers=s.kafka_bootstrap,
-            auto_offset_reset="earliest",
-            group_id=None,
-            fetch_max_wait_ms=20,
-        )
-        await consumer.start()
+        consumer = await kafka.consumer(stack, stack.settings.alerts_topic, from_start=True)
     found: list[dict[str, Any]] = []
     try:
         while time.monotonic() < until and (want is None or len(found) < want):
@@ -59,14 +52,7 @@ async def test_sos_over_mqtt_is_a_critical_alert_within_a_second(stack: Stack) -
     ent = load_reference().enterprise("E004")
     assert ent is not None
     zone = ent.zones[0].id
-    consumer = AIOKafkaConsumer(
-        s.alerts_topic,
-        bootstrap_servers=s.kafka_bootstrap,
-        auto_offset_reset="latest",
-        group_id=None,
-        fetch_max_wait_ms=20,
-    )
-    await consumer.start()
+    consumer = await kafka.consumer(stack, s.alerts_topic, from_start=False)
     try:
         await consumer.getmany(timeout_ms=500)  # positioned at the end
         payload = orjson.dumps(

@@ -11,11 +11,12 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from edge.publisher import BulkPublisher, reading_topic
 from qorgau.launcher import Stack
 from stream.codec import encode_envelope
+from tests.e2e import kafka
 
 
 def _ts(i: int = 0) -> str:
@@ -52,15 +53,7 @@ def _publish(stack: Stack, messages: list[tuple[str, bytes]]) -> None:
 async def _dead_letters(
     stack: Stack, marker: str, n: int = 1, timeout_s: float = 20.0
 ) -> list[dict[str, Any]]:
-    s = stack.settings
-    consumer = AIOKafkaConsumer(
-        s.deadletter_topic,
-        bootstrap_servers=s.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        group_id=None,
-        fetch_max_wait_ms=50,
-    )
-    await consumer.start()
+    consumer = await kafka.consumer(stack, stack.settings.deadletter_topic, from_start=True)
     found: list[dict[str, Any]] = []
     try:
         deadline = time.monotonic() + timeout_s
