@@ -67,7 +67,7 @@ class ContextDetector(AnomalyDetector):
         c, v = self._context(x["t"]), x["value"]
         raw = self._raw(c, v)
         if raw is not None:
-            self.likelihood.update(raw)
+            self.likelihood.push(raw)
         n = self._seen.get(c, 0)
         if n == 0:
             self._level[c], self._spread[c] = v, 0.0

@@ -20,7 +20,12 @@ class Maximum(AnomalyDetector):
         self.detectors = list(detectors)
 
     def score_one(self, x: dict[str, float]) -> float:
-        return max(d.score_one(x) for d in self.detectors)
+        best = 0.0
+        for d in self.detectors:
+            s = d.score_one(x)
+            if s > best:
+                best = s
+        return best
 
     def learn_one(self, x: dict[str, float]) -> None:
         for d in self.detectors:

@@ -57,7 +57,7 @@ class EWMDetector(AnomalyDetector):
             self.level = v
             return
         if self.n > self.settle:
-            self.likelihood.update(self._raw(v))
+            self.likelihood.push(self._raw(v))
         err = abs(v - self.level)
         # Plain averages while settling, exponential ones after.
         a_spread = max(self.spread_alpha, 1.0 / self.n)

@@ -1,9 +1,9 @@
 """Pattern surprise: distance of the recent shape to the nearest shapes seen before.
 
-The last ``window`` values, scaled by the range seen so far, form a point;
-the raw score is the mean distance to its ``k`` nearest neighbours among the
-last ``reservoir`` points, and the likelihood turns it into [0, 1]. It sees a
-change of shape (a flat stretch in a daily cycle, a new oscillation) that a
+The last ``window`` values form a point; the raw score is the distance to its
+``k`` nearest neighbours among the last ``reservoir`` points, in units of the
+range of values seen so far, and the likelihood turns it into [0, 1]. It sees
+a change of shape (a flat stretch in a daily cycle, a new oscillation) that a
 level tracker misses.
 
 >>> import math
@@ -17,7 +17,7 @@ True
 
 from __future__ import annotations
 
-from collections import deque
+import math
 
 import numpy as np
 
@@ -40,54 +40,71 @@ class KNNDetector(AnomalyDetector):
         self.reservoir = reservoir
         self.k = k
         self.likelihood = AnomalyLikelihood(history=history, short=short)
-        self._points = np.zeros((reservoir, window))
-        self._norms = np.zeros(reservoir)  # squared lengths of the stored points
+        # Stored points, one per column, relative to the first value seen (``ref``),
+        # and half their squared lengths: |p - e|^2 = |e|^2 - 2 (p.e - |p|^2 / 2).
+        self._cols = np.zeros((window, reservoir))
+        self._half = np.zeros(reservoir)
         self._count = 0
-        self._last: tuple[int, np.ndarray | None, float | None] | None = None
-        self._recent: deque[float] = deque(maxlen=window)
-        self.lo: float | None = None
-        self.hi: float | None = None
+        # The last values twice over, so that the window is always one contiguous slice.
+        self._ring = np.zeros(2 * window)
+        self._seen = 0
+        self._last: tuple[int, np.ndarray | None, float, float | None] | None = None
+        self.ref: float | None = None
+        self.lo = math.inf
+        self.hi = -math.inf
 
-    def _embed(self, value: float) -> np.ndarray | None:
-        if len(self._recent) < self.window - 1 or self.lo is None or self.hi is None:
-            return None
-        lo, hi = min(self.lo, value), max(self.hi, value)
-        span = (hi - lo) or 1.0
-        return (np.fromiter((*self._recent, value), float, self.window) - lo) / span
-
-    def _raw(self, e: np.ndarray) -> float | None:
-        m = min(self._count, self.reservoir)
-        if m <= self.k + self.window:
-            return None
-        # |p - e|^2 = |p|^2 - 2 p.e + |e|^2: one matrix-vector product per reading.
-        d2 = self._norms[:m] - 2.0 * (self._points[:m] @ e) + float(e @ e)
-        nearest = d2.min() if self.k == 1 else np.partition(d2, self.k - 1)[: self.k]
-        return float(np.sqrt(np.maximum(nearest, 0.0)).mean())
-
-    def _evaluate(self, x: dict[str, float]) -> tuple[np.ndarray | None, float | None]:
+    def _evaluate(self, x: dict[str, float]) -> tuple[np.ndarray | None, float, float | None]:
+        """(the window ending with ``x``, its squared length, raw score), cached per ``x``."""
         last = self._last
         if last is not None and last[0] == id(x):
-            return last[1], last[2]
-        e = self._embed(x["value"])
-        raw = self._raw(e) if e is not None else None
-        self._last = (id(x), e, raw)
-        return e, raw
+            return last[1], last[2], last[3]
+        e: np.ndarray | None = None
+        ee = 0.0
+        raw: float | None = None
+        if self._seen >= self.window - 1 and self.ref is not None:
+            w = self.window
+            pos = self._seen % w
+            ring = self._ring
+            v = x["value"] - self.ref
+            ring[pos] = v
+            ring[pos + w] = v
+            e = ring[pos + 1 : pos + 1 + w]
+            ee = float(e @ e)
+            m = min(self._count, self.reservoir)
+            if m > self.k + w:
+                prox = e @ self._cols[:, :m]
+                prox -= self._half[:m]
+                span = max(self.hi, x["value"]) - min(self.lo, x["value"]) or 1.0
+                if self.k == 1:
+                    raw = math.sqrt(max(ee - 2.0 * float(prox.max()), 0.0)) / span
+                else:
+                    best = np.partition(prox, m - self.k)[m - self.k :]
+                    raw = float(np.sqrt(np.maximum(ee - 2.0 * best, 0.0)).mean()) / span
+        self._last = (id(x), e, ee, raw)
+        return e, ee, raw
 
     def score_one(self, x: dict[str, float]) -> float:
-        _, raw = self._evaluate(x)
+        raw = self._evaluate(x)[2]
         return 0.0 if raw is None else self.likelihood.peek(raw)
 
     def learn_one(self, x: dict[str, float]) -> None:
-        v = x["value"]
-        e, raw = self._evaluate(x)
+        value = x["value"]
+        if self.ref is None:
+            self.ref = value
+        e, ee, raw = self._evaluate(x)
         self._last = None
-        if e is not None:
+        if e is None:  # filling the first window
+            v = value - self.ref
+            pos = self._seen % self.window
+            self._ring[pos] = v
+            self._ring[pos + self.window] = v
+        else:
             if raw is not None:
-                self.likelihood.update(raw)
+                self.likelihood.push(raw)
             slot = self._count % self.reservoir
-            self._points[slot] = e
-            self._norms[slot] = float(e @ e)
+            self._cols[:, slot] = e
+            self._half[slot] = 0.5 * ee
             self._count += 1
-        self.lo = v if self.lo is None else min(self.lo, v)
-        self.hi = v if self.hi is None else max(self.hi, v)
-        self._recent.append(v)
+        self._seen += 1
+        self.lo = min(self.lo, value)
+        self.hi = max(self.hi, value)
