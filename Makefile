@@ -35,6 +35,7 @@ test: lint pytest
 
 # Benchmarks print figures; they are not part of `make test`.
 bench: install
+	$(BIN)/qorgau bench --models --readings 100000
 	$(BIN)/qorgau bench --detection --readings 200000
 	$(BIN)/qorgau bench --readings 150000 --batch 1 50
 	$(BIN)/qorgau bench --readings 100000 --batch 1 --rate 5000

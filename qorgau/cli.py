@@ -211,7 +211,16 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
     catalogue = load_catalogue(args.catalogue or settings.catalogue_path)
     limits = load_limits(args.limits or settings.limits_path, catalogue)
-    detector = Detector(catalogue, limits, load_reference(catalogue))
+    reference = load_reference(catalogue)
+    detector = Detector(catalogue, limits, reference)
+    models = None
+    if settings.models and not args.no_models:
+        from stream.detection.models import ModelBank, ModelSettings
+
+        try:
+            models = ModelBank(catalogue, limits, ModelSettings.from_settings(settings), reference)
+        except ValueError as exc:
+            raise QorgauError(f"online models: {exc}") from None
     source = Path(args.input)
     if not source.is_file():
         raise QorgauError(f"no such input file: {source}")
@@ -233,6 +242,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
                 source,
                 out,
                 detector,
+                models=models,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     finally:
@@ -335,6 +345,10 @@ def cmd_ml(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     from qorgau.bench import run_bench, run_detection_bench
 
+    if args.models:
+        from qorgau.bench_models import run_models_bench
+
+        return run_models_bench(args.readings, as_json=args.json)
     if args.detection:
         run_detection_bench(args.readings, as_json=args.json)
         return 0
@@ -381,7 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="multiply every sensor's reporting interval",
     )
-    rep = sub.add_parser("replay", help="run safety detection over a JSON Lines file of readings")
+    rep = sub.add_parser(
+        "replay", help="run safety detection and the online models over a JSON Lines file"
+    )
     rep.add_argument(
         "input", help="readings, one JSON object per line (payload + enterprise_id, sensor_id)"
     )
@@ -390,6 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--limits", help="limits file (default: the packaged core/data/limits.toml)")
     rep.add_argument("--catalogue", help="hazard catalogue (default: the packaged one)")
+    rep.add_argument(
+        "--no-models",
+        action="store_true",
+        help="safety rules only, without the online anomaly models (QORGAU_MODELS=false)",
+    )
     ml = sub.add_parser("ml", help="online anomaly models: score a series, evaluate on NAB")
     ml_sub = ml.add_subparsers(dest="ml_command", required=True, metavar="ML_COMMAND")
     ml_score = ml_sub.add_parser("score", help="score a timestamp,value CSV with a fresh model")
@@ -438,6 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--detection",
         action="store_true",
         help="measure safety detection alone on one core (no brokers)",
+    )
+    bench.add_argument(
+        "--models",
+        action="store_true",
+        help="measure every online anomaly detector: CPU per reading, memory, checkpoint size",
     )
     return p
 
