@@ -80,6 +80,19 @@ class Settings(BaseSettings):
         gt=0,
         description="seconds without any reading before event time advances by the wall clock",
     )
+    models: bool = Field(
+        default=True, description="run the online anomaly models after the safety rules"
+    )
+    model_detector: str = Field(default="default", description="online model (see online_ml)")
+    model_warmup: int = Field(
+        default=1000, ge=0, description="readings of a sensor before its model may alert"
+    )
+    model_threshold: float | None = Field(
+        default=None, gt=0, le=1, description="anomaly alert threshold (default: the model's own)"
+    )
+    model_checkpoint_s: float = Field(
+        default=300.0, gt=0, description="seconds between model checkpoints per enterprise"
+    )
     limits_path: Path | None = Field(
         default=None, description="limits file (default: the packaged core/data/limits.toml)"
     )

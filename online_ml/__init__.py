@@ -6,13 +6,16 @@ command line (``qorgau ml score --detector NAME``) and configuration.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
-from online_ml.base import AnomalyDetector
+from online_ml.base import AnomalyDetector, Explanation
 from online_ml.context import ContextDetector
+from online_ml.drift import BaselineDrift
 from online_ml.ensemble import Maximum
 from online_ml.ewm import EWMDetector
+from online_ml.fire_risk import ZoneFireRisk
 from online_ml.guard import LearningGuard
 from online_ml.knn import KNNDetector
 from online_ml.likelihood import AnomalyLikelihood
@@ -23,13 +26,17 @@ __all__ = [
     "DETECTORS",
     "AnomalyDetector",
     "AnomalyLikelihood",
+    "BaselineDrift",
     "ContextDetector",
     "EWMDetector",
+    "Explanation",
     "KNNDetector",
     "LearningGuard",
     "Maximum",
     "OnsetFilter",
+    "ZoneFireRisk",
     "make_detector",
+    "make_stream_model",
 ]
 
 
@@ -39,10 +46,17 @@ def level_context_pattern(
     utc_offset_h: float = 5.0,
     knn: int = 1,
     knn_window: int = 12,
+    flag_at: float | None = 0.2,
+    hold_at: float = 0.8,
+    adapt_after: int | None = 300,
 ) -> AnomalyDetector:
     """The current default: the most surprised of level at two time scales (EWM), context
     (hour of day and kind of day) and shape (KNN), onsets only. ``knn=0`` leaves the
-    shape model out."""
+    shape model out.
+
+    Learning discipline is part of it: an onset at or above ``flag_at`` (the alert
+    threshold) stops all learning while the surprise stays at or above ``hold_at``,
+    for at most ``adapt_after`` readings (see `OnsetFilter`)."""
     parts: list[AnomalyDetector] = [
         EWMDetector(history=history),
         EWMDetector(alpha=0.01, history=history),  # a slower level: gradual departures
@@ -50,7 +64,13 @@ def level_context_pattern(
     ]
     if knn:
         parts.append(KNNDetector(k=knn, window=knn_window, history=history))
-    return OnsetFilter(Maximum(parts), refractory=refractory)
+    return OnsetFilter(
+        Maximum(parts),
+        refractory=refractory,
+        flag_at=flag_at,
+        hold_at=hold_at,
+        adapt_after=adapt_after,
+    )
 
 
 #: Score at or above which each detector's output is a flag (an onset filter's
@@ -63,6 +83,16 @@ DETECTORS: dict[str, Callable[..., AnomalyDetector]] = {
     "ewm": EWMDetector,
     "knn": KNNDetector,
 }
+
+
+def make_stream_model(name: str, warmup: int, **params: Any) -> LearningGuard:
+    """A detector as the stream runs it: no score before ``warmup`` readings, and no
+    learning from what it flags (the default detector latches itself; the others
+    are guarded at their alert threshold, learning a lasting change after 300)."""
+    det = make_detector(name, **params)
+    latches = isinstance(det, OnsetFilter) and det.flag_at is not None
+    threshold = math.inf if latches else ALERT_THRESHOLDS.get(name, 0.5)
+    return LearningGuard(det, warmup=warmup, threshold=threshold, adapt_after=300)
 
 
 def make_detector(name: str, **params: Any) -> AnomalyDetector:

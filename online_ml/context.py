@@ -21,7 +21,8 @@ Hours are taken in ``utc_offset_h`` local time (Kazakhstan: UTC+5).
 
 from __future__ import annotations
 
-from online_ml.base import AnomalyDetector
+from online_ml.base import AnomalyDetector, Explanation
+from online_ml.ewm import MAD_TO_SIGMA
 from online_ml.likelihood import AnomalyLikelihood
 
 __all__ = ["ContextDetector"]
@@ -76,3 +77,17 @@ class ContextDetector(AnomalyDetector):
             self._spread[c] += a * (abs(v - self._level[c]) - self._spread[c])
             self._level[c] += a * (v - self._level[c])
         self._seen[c] = n + 1
+
+    def explain(self, x: dict[str, float]) -> Explanation | None:
+        c = self._context(x["t"])
+        if self._seen.get(c, 0) < self.min_seen:
+            return None
+        hour, rest = c % 24, c >= 24
+        days = "" if not self.weekend else (" on weekends" if rest else " on working days")
+        half = 3.0 * MAD_TO_SIGMA * self._spread[c]
+        return Explanation(
+            f"usual level at {hour:02d}:00{days}",
+            x["value"],
+            self._level[c] - half,
+            self._level[c] + half,
+        )

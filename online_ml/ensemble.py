@@ -9,8 +9,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from online_ml.base import AnomalyDetector
+from online_ml.base import AnomalyDetector, Explanation
 
 __all__ = ["Maximum"]
 
@@ -18,15 +19,31 @@ __all__ = ["Maximum"]
 class Maximum(AnomalyDetector):
     def __init__(self, detectors: Sequence[AnomalyDetector]) -> None:
         self.detectors = list(detectors)
+        self._loudest: tuple[int, int] | None = None  # (id of x, index of the loudest)
 
     def score_one(self, x: dict[str, float]) -> float:
-        best = 0.0
-        for d in self.detectors:
+        best, loudest = 0.0, 0
+        for i, d in enumerate(self.detectors):
             s = d.score_one(x)
             if s > best:
-                best = s
+                best, loudest = s, i
+        self._loudest = (id(x), loudest)
         return best
 
     def learn_one(self, x: dict[str, float]) -> None:
         for d in self.detectors:
             d.learn_one(x)
+
+    def explain(self, x: dict[str, float]) -> Explanation | None:
+        """The explanation of the detector that scored ``x`` highest."""
+        last = self._loudest
+        if last is None or last[0] != id(x):
+            self.score_one(x)
+            last = self._loudest
+        assert last is not None
+        return self.detectors[last[1]].explain(x)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_loudest"] = None  # keyed by object identity: meaningless after a restore
+        return state

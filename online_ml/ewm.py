@@ -18,10 +18,13 @@ True
 
 from __future__ import annotations
 
-from online_ml.base import AnomalyDetector
+from online_ml.base import AnomalyDetector, Explanation
 from online_ml.likelihood import AnomalyLikelihood
 
 __all__ = ["EWMDetector"]
+
+#: Mean absolute deviation -> standard deviation, for a normal distribution.
+MAD_TO_SIGMA = 1.2533
 
 
 class EWMDetector(AnomalyDetector):
@@ -63,3 +66,14 @@ class EWMDetector(AnomalyDetector):
         a_spread = max(self.spread_alpha, 1.0 / self.n)
         self.spread += a_spread * (err - self.spread)
         self.level += max(self.alpha, 1.0 / self.n) * (v - self.level)
+
+    def explain(self, x: dict[str, float]) -> Explanation | None:
+        if self.level is None or self.n < self.settle:
+            return None
+        half = 3.0 * MAD_TO_SIGMA * self.spread
+        return Explanation(
+            "recent level" if self.alpha >= 0.02 else "long-run level",
+            x["value"],
+            self.level - half,
+            self.level + half,
+        )

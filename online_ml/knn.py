@@ -18,10 +18,11 @@ True
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
-from online_ml.base import AnomalyDetector
+from online_ml.base import AnomalyDetector, Explanation
 from online_ml.likelihood import AnomalyLikelihood
 
 __all__ = ["KNNDetector"]
@@ -108,3 +109,23 @@ class KNNDetector(AnomalyDetector):
         self._seen += 1
         self.lo = min(self.lo, value)
         self.hi = max(self.hi, value)
+
+    def explain(self, x: dict[str, float]) -> Explanation | None:
+        raw = self._evaluate(x)[2]
+        lik = self.likelihood
+        if raw is None or len(lik) < 10:
+            return None
+        usual = lik.mean + 3.0 * lik.std
+        return Explanation(
+            f"shape of the last {self.window} readings (distance to the nearest of"
+            f" {min(self._count, self.reservoir)} past shapes)",
+            100.0 * raw,
+            0.0,
+            100.0 * usual,
+            unit="% of the range",
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_last"] = None  # keyed by object identity: meaningless after a restore
+        return state

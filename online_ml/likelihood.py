@@ -54,6 +54,19 @@ class AnomalyLikelihood:
     def __len__(self) -> int:
         return len(self._long)
 
+    @property
+    def mean(self) -> float:
+        n = len(self._long)
+        return self._sum / n if n else 0.0
+
+    @property
+    def std(self) -> float:
+        n = len(self._long)
+        if not n:
+            return 0.0
+        mean = self._sum / n
+        return math.sqrt(max(self._sq / n - mean * mean, 0.0))
+
     def peek(self, raw: float) -> float:
         """The score ``raw`` would get now, without changing any state."""
         n = len(self._long)

@@ -1,10 +1,16 @@
-"""Report the onset of a surprise, not its duration.
+"""Report the onset of a surprise, not its duration; do not learn what was flagged.
 
 NAB — and an inspector — want one signal when something starts, not one per
 reading while it lasts. `OnsetFilter` passes on how far a detector's score
 rises above the highest score of the previous ``refractory`` observations:
 the first reading of an episode keeps its score, the rest of the episode
 scores about 0.
+
+With ``flag_at`` set, an onset scoring at or above it *latches*: while the
+wrapped detector stays at least ``hold_at`` surprised, it learns nothing (a
+persistent leak must not become the new normal), for at most ``adapt_after``
+observations (``None``: until the surprise ends) — after that a lasting change
+is learnt as the new normal. `latched` says whether the latch is on.
 
 >>> from online_ml.ewm import EWMDetector
 >>> det = OnsetFilter(EWMDetector(), refractory=50)
@@ -15,21 +21,44 @@ scores about 0.
 ...     scores.append(det.score_one(x)); det.learn_one(x)
 >>> scores[400] > 0.5, max(scores[401:]) < 0.2
 (True, True)
+
+A latched leak is not learnt; the same filter without the latch learns it:
+
+>>> latched = OnsetFilter(EWMDetector(), refractory=50, flag_at=0.2, hold_at=0.5)
+>>> for x in xs[:400] + [{"value": 9.0, "t": 60.0 * (400 + i)} for i in range(300)]:
+...     _ = latched.score_one(x); latched.learn_one(x)
+>>> latched.latched, latched.surprise > 0.5, latched.refused
+(True, True, 300)
 """
 
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
-from online_ml.base import AnomalyDetector
+from online_ml.base import AnomalyDetector, Explanation
 
 __all__ = ["OnsetFilter"]
 
 
 class OnsetFilter(AnomalyDetector):
-    def __init__(self, detector: AnomalyDetector, refractory: int = 400) -> None:
+    def __init__(
+        self,
+        detector: AnomalyDetector,
+        refractory: int = 400,
+        flag_at: float | None = None,
+        hold_at: float = 0.5,
+        adapt_after: int | None = None,
+    ) -> None:
         self.detector = detector
         self.refractory = refractory
+        self.flag_at = flag_at
+        self.hold_at = hold_at
+        self.adapt_after = adapt_after
+        self.latched = False
+        self.refused = 0  # observations not learnt while latched
+        self.surprise = 0.0  # the wrapped detector's last score
+        self._streak = 0
         self._recent: deque[tuple[int, float]] = deque()  # (index, score), scores decreasing
         self._i = 0
         self._last: tuple[int, float] | None = None
@@ -42,14 +71,39 @@ class OnsetFilter(AnomalyDetector):
     def score_one(self, x: dict[str, float]) -> float:
         s = self.detector.score_one(x)
         self._last = (id(x), s)
+        self.surprise = s
         return max(0.0, s - self._recent_max())
 
     def learn_one(self, x: dict[str, float]) -> None:
         last = self._last
         s = last[1] if last is not None and last[0] == id(x) else self.detector.score_one(x)
-        self._recent_max()
+        onset = max(0.0, s - self._recent_max())
         while self._recent and self._recent[-1][1] <= s:
             self._recent.pop()
         self._recent.append((self._i, s))
         self._i += 1
+        if self.flag_at is not None:
+            if not self.latched and onset >= self.flag_at:
+                self.latched, self._streak = True, 0
+            if self.latched:
+                if s < self.hold_at:
+                    self.latched = False  # the surprise is over: learn again
+                elif self.adapt_after is None or self._streak < self.adapt_after:
+                    self._streak += 1
+                    self.refused += 1
+                    return
+                else:
+                    self.latched = False  # lasted adapt_after readings: a new normal
         self.detector.learn_one(x)
+
+    def explain(self, x: dict[str, float]) -> Explanation | None:
+        return self.detector.explain(x)
+
+    @property
+    def flagging(self) -> bool:
+        return self.latched
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_last"] = None  # keyed by object identity: meaningless after a restore
+        return state

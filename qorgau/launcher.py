@@ -296,6 +296,9 @@ class Stack:
                 "QORGAU_API_HOST": s.api_host,
                 "QORGAU_KAFKA_PARTITIONS": str(s.kafka_partitions),
                 "QORGAU_STATE_DIR": str(self.state_dir),
+                "QORGAU_MODELS": str(s.models).lower(),
+                "QORGAU_MODEL_DETECTOR": s.model_detector,
+                "QORGAU_MODEL_WARMUP": str(s.model_warmup),
                 "PYTHONUNBUFFERED": "1",
             }
             result = migrate(dsn, timescale=s.timescale)

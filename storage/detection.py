@@ -19,13 +19,18 @@ from core.types import Reading
 __all__ = [
     "Checkpoint",
     "ExposureRecord",
+    "ModelCheckpoint",
     "ReportRecord",
+    "ScoreRecord",
     "load_checkpoint",
+    "load_model_state",
     "readings_since_checkpoint",
     "record_alert_events",
     "save_checkpoint",
+    "save_model_state",
     "store_exposures",
     "store_report",
+    "store_scores",
 ]
 
 
@@ -46,6 +51,26 @@ class Checkpoint:
     state: bytes
     watermark: datetime | None
     saved_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCheckpoint:
+    enterprise_id: str
+    state: bytes
+    saved_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRecord:
+    sensor_id: str
+    ts: datetime
+    enterprise_id: str
+    detector: str
+    score: float
+    value: float | None
+    expected_low: float | None
+    expected_high: float | None
+    feature: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +96,9 @@ async def record_alert_events(conn: psycopg.AsyncConnection, events: Sequence[Al
                 # (state lost before a checkpoint) is closed, never duplicated.
                 await cur.execute(
                     "UPDATE alerts SET state = 'cleared', cleared_at = %s, updated_at = now()"
-                    " WHERE sensor_id = %s AND kind = %s AND state = 'open' AND alert_key <> %s",
-                    (e.ts, e.sensor_id, e.kind.value, e.key),
+                    " WHERE sensor_id = %s AND kind = %s AND source = %s AND state = 'open'"
+                    " AND alert_key <> %s",
+                    (e.ts, e.sensor_id, e.kind.value, str(e.details.get("source", "")), e.key),
                 )
                 await cur.execute(
                     "INSERT INTO alerts (alert_key, enterprise_id, sensor_id, hazard, kind,"
@@ -203,3 +229,50 @@ async def store_report(conn: psycopg.AsyncConnection, report: ReportRecord) -> b
         ),
     )
     return cur.rowcount == 1
+
+
+async def store_scores(conn: psycopg.AsyncConnection, rows: Sequence[ScoreRecord]) -> None:
+    """Anomaly scores (idempotent: a redelivered reading keeps the higher score)."""
+    if not rows:
+        return
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO anomalies (sensor_id, ts, enterprise_id, detector, score, value,"
+            " expected_low, expected_high, feature) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (sensor_id, ts, detector) DO UPDATE"
+            " SET score = GREATEST(anomalies.score, EXCLUDED.score)",
+            [
+                (
+                    r.sensor_id,
+                    r.ts,
+                    r.enterprise_id,
+                    r.detector,
+                    r.score,
+                    r.value,
+                    r.expected_low,
+                    r.expected_high,
+                    r.feature,
+                )
+                for r in rows
+            ],
+        )
+
+
+async def save_model_state(conn: psycopg.AsyncConnection, enterprise_id: str, state: bytes) -> None:
+    await conn.execute(
+        "INSERT INTO model_state (enterprise_id, state, saved_at)"
+        " VALUES (%s, %s, clock_timestamp()) ON CONFLICT (enterprise_id) DO UPDATE"
+        " SET state = EXCLUDED.state, saved_at = EXCLUDED.saved_at",
+        (enterprise_id, state),
+    )
+
+
+async def load_model_state(
+    conn: psycopg.AsyncConnection, enterprise_id: str
+) -> ModelCheckpoint | None:
+    cur = await conn.execute(
+        "SELECT enterprise_id, state, saved_at FROM model_state WHERE enterprise_id = %s",
+        (enterprise_id,),
+    )
+    row = await cur.fetchone()
+    return ModelCheckpoint(row[0], bytes(row[1]), row[2]) if row else None

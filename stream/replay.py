@@ -2,8 +2,9 @@
 
 Input: JSON Lines, each a reading payload plus ``enterprise_id`` and
 ``sensor_id``. The readings are sorted by timestamp (ties keep file order)
-and run through the same `Detector` as the stream worker. Output: one JSON
-line per alert *opened*. Lines that cannot be read are reported with their
+and run through the same `Detector` as the stream worker, then (unless left
+out) the same online models (`ModelBank`). Output: one JSON line per alert
+*opened*. Lines that cannot be read are reported with their
 line number and reason, and skipped; nothing else is lost.
 """
 
@@ -24,6 +25,7 @@ from core.errors import InvalidReading
 from core.types import Reading
 from stream.codec import normalise, parse_reading_payload
 from stream.detection.detector import Detector
+from stream.detection.models import ModelBank
 
 __all__ = ["ReplaySummary", "load_readings", "replay"]
 
@@ -80,9 +82,11 @@ def replay(
     out: IO[bytes],
     detector: Detector,
     *,
+    models: ModelBank | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ReplaySummary:
-    """Run ``detector`` over the readings in ``source``; write opened alerts to ``out``."""
+    """Run ``detector`` (then ``models``) over the readings in ``source``; write opened
+    alerts to ``out``."""
     summary = ReplaySummary()
     started = time.perf_counter()
     with open(source, "rb") as fh:
@@ -100,6 +104,11 @@ def replay(
                 )
             continue
         summary.readings += 1
+        if models is not None:
+            sid = reading.sensor_id
+            events += models.process(
+                reading, faulty=detector.faulty(sid), covered=detector.covered(sid)
+            )
         _write(events, out, summary)
         if progress is not None and i % step == 0:
             progress(i + 1, total)

@@ -5,9 +5,10 @@ packing many readings) or whatever arrived within ``worker_batch_within_s``,
 converts every reading to its canonical unit (what cannot be accepted goes to
 the dead-letter topic with its topic/partition/offset), then, in one database
 transaction, stores the batch, runs the safety detection on every reading
-never stored before, stores alert changes, per-minute exposures and detection
-checkpoints, publishes the alert changes on the ``alerts`` topic (keyed by
-enterprise, each with a stable alert key), and commits. Faust acknowledges the
+never stored before, stores and publishes its alert changes on the ``alerts``
+topic (keyed by enterprise, each with a stable alert key), then runs the
+online models over the same readings (anomaly scores, anomaly and drift
+alerts, published the same way), writes due checkpoints, and commits. Faust acknowledges the
 events only after the loop body returns, i.e. after the commit; a database
 outage makes the agent wait and retry, never skip.
 
@@ -43,6 +44,7 @@ from storage.detection import record_alert_events, store_report
 from stream import transport
 from stream.codec import dead_letter, decode_envelope, normalise
 from stream.detection.detector import Detector
+from stream.detection.models import ModelBank, ModelSettings
 from stream.kafka import ensure_topics, wait_for_kafka
 from stream.processing import BatchProcessor
 from stream.readiness import clear_ready, mark_ready, write_stats
@@ -93,13 +95,25 @@ def build_app(
     alerts_topic = raw_topic(settings.alerts_topic)
     zones = {z.id: e.id for e in reference.enterprises for z in e.zones}
     detector = Detector(catalogue, limits, reference, clock=time.time)
-    processor = BatchProcessor(detector, checkpoint_every_s=settings.worker_checkpoint_s)
+    models = (
+        ModelBank(catalogue, limits, ModelSettings.from_settings(settings), reference)
+        if settings.models
+        else None
+    )
+    processor = BatchProcessor(
+        detector,
+        checkpoint_every_s=settings.worker_checkpoint_s,
+        models=models,
+        model_checkpoint_every_s=settings.model_checkpoint_s,
+    )
     stats: dict[str, float] = {
         "readings": 0,
         "stored": 0,
         "dead_letters": 0,
         "alerts": 0,
         "detect_s": 0.0,
+        "model_s": 0.0,
+        "model_errors": 0,
         "batches": 0,
     }
     pool_box: dict[str, AsyncConnectionPool] = {}
@@ -196,9 +210,7 @@ def build_app(
                         await to_dead_letter(source, eid.encode(), reason, str(exc), item, kafka)
 
             async def body(conn: psycopg.AsyncConnection, readings: list[Reading] = batch) -> Any:
-                outcome = await processor.process(conn, readings)
-                await publish(outcome.alerts)
-                return outcome
+                return await processor.process(conn, readings, publish=publish)
 
             outcome = await with_retry("readings", body)
             for reading, refusal in outcome.refused:
@@ -219,6 +231,8 @@ def build_app(
             stats["readings"] += len(batch)
             stats["stored"] += outcome.stored
             stats["detect_s"] += outcome.detect_s
+            stats["model_s"] += outcome.model_s
+            stats["model_errors"] = models.stats.errors if models is not None else 0
             stats["batches"] += 1
             now = time.monotonic()
             if now - last_file > 2:
@@ -227,10 +241,12 @@ def build_app(
             if now - last > 10:
                 last = now
                 per = 1e6 * stats["detect_s"] / max(1.0, stats["stored"])
+                per_model = 1e6 * stats["model_s"] / max(1.0, stats["stored"])
                 log.info(
                     "worker stats",
                     detection_us_per_reading=round(per, 1),
-                    **{k: v for k, v in stats.items() if k != "detect_s"},
+                    model_us_per_reading=round(per_model, 1),
+                    **{k: v for k, v in stats.items() if k not in ("detect_s", "model_s")},
                 )
 
     @app.agent(reports_topic, name="store-reports")
@@ -290,6 +306,13 @@ def build_app(
 
     @app.on_before_shutdown.connect
     async def _close(*_a: Any, **_k: Any) -> None:
+        if "pool" in pool_box and detector.enterprises():
+            try:  # a clean stop keeps every model's learning up to now
+                p = pool_box["pool"]
+                async with p.connection() as conn, conn.transaction():
+                    await processor.checkpoint_all(conn, models=True)
+            except psycopg.Error as exc:
+                log.error("final checkpoint failed", error=str(exc))
         if "pool" in pool_box:
             await pool_box.pop("pool").close()
 

@@ -618,6 +618,22 @@ class Detector:
         rows, self._exposures = self._exposures, []
         return rows
 
+    def faulty(self, sensor_id: str) -> bool:
+        """Is the sensor's ``sensor_fault`` alarm open (its readings not to be trusted)?"""
+        st = self._sensors.get(sensor_id)
+        return st is not None and st.alarms[AlertKind.SENSOR_FAULT].is_open
+
+    def covered(self, sensor_id: str) -> bool:
+        """Does a limit alarm (or, for a fire sensor, its zone's fire alarm) already speak
+        for this sensor? An anomaly alert would only repeat it."""
+        st = self._sensors.get(sensor_id)
+        if st is None:
+            return False
+        if any(st.alarms[rule.kind].is_open for rule in st.rules):
+            return True
+        zone = self._zone_alarms.get(st.zone_key) if st.fire_role else None
+        return zone is not None and zone.is_open
+
     # --- checkpoints ----------------------------------------------------------------------
     def enterprises(self) -> set[str]:
         """Enterprises whose state this detector holds."""

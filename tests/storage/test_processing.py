@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +13,9 @@ from core.alarms import AlertEvent
 from core.catalogue import load_catalogue
 from core.limits import load_limits
 from core.types import Reading
+from online_ml import ALERT_THRESHOLDS
 from stream.detection.detector import Detector
+from stream.detection.models import ModelBank, ModelSettings
 from stream.processing import BatchProcessor
 
 CAT = load_catalogue()
@@ -148,3 +151,93 @@ async def test_silence_advances_event_time_and_sensors_go_stale(database_url: st
     # Last reading at 110 s; unknown sensors report every 60 s -> stale 180 s later.
     assert (stale.kind.value, stale.ts) == ("stale", t0 + timedelta(seconds=290))
     assert row == ("stale", "open", t0 + timedelta(seconds=290))
+
+
+def dust_series(enterprise: str, sensor: str, t0: datetime, start: int, stop: int) -> list[Reading]:
+    """Dust every 10 s: a noisy workshop level, then from t = 3000 s three times that —
+    still under every limit, so only the online model can notice."""
+    rng = random.Random(7)
+    out = []
+    for t in range(0, stop, 10):
+        level = 0.6 if 3000 <= t < 3600 else 0.2
+        v = round(level + rng.gauss(0, 0.02), 4)
+        if t >= start:
+            out.append(
+                Reading(
+                    enterprise,
+                    sensor,
+                    t0 + timedelta(seconds=t),
+                    "dust",
+                    v,
+                    "mg/m3",
+                    t,
+                    v,
+                    "mg/m3",
+                    True,
+                )
+            )
+    return out
+
+
+def model_processor(model_checkpoint_every_s: float = 0.0) -> BatchProcessor:
+    return BatchProcessor(
+        Detector(CAT, LIMITS),
+        checkpoint_every_s=0.0,
+        models=ModelBank(CAT, LIMITS, ModelSettings(warmup=100)),
+        model_checkpoint_every_s=model_checkpoint_every_s,
+    )
+
+
+async def scores(dsn: str, sensor: str) -> list[tuple[float, float]]:
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        rows = await (
+            await conn.execute(
+                "SELECT extract(epoch FROM ts) - extract(epoch FROM min(ts) OVER ()), score"
+                " FROM anomalies WHERE sensor_id = %s ORDER BY ts",
+                (sensor,),
+            )
+        ).fetchall()
+    return [(float(a), float(b)) for a, b in rows]
+
+
+@pytest.mark.parametrize("model_checkpoint_every_s", [0.0, 3600.0])
+async def test_online_models_survive_a_restart_exactly(
+    database_url: str, model_checkpoint_every_s: float
+) -> None:
+    """0 s: the models are checkpointed after every batch. 3600 s: never, so the new
+    worker learns them again from the stored readings. Either way the scores and the
+    anomaly alerts after the restart are those of a worker that never stopped."""
+    t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
+    a, b = f"P{uuid.uuid4().hex[:6]}", f"P{uuid.uuid4().hex[:6]}"
+    straight = await run(model_processor(), database_url, dust_series(a, "S-" + a, t0, 0, 4200))
+    first = model_processor(model_checkpoint_every_s)
+    before = await run(first, database_url, dust_series(b, "S-" + b, t0, 0, 2000))
+    second = model_processor(model_checkpoint_every_s)  # a new worker: nothing in memory
+    after = await run(second, database_url, dust_series(b, "S-" + b, t0, 2000, 4200))
+    assert [a.kind.value for a in straight] == ["anomaly", "anomaly"]  # open, then clear
+    assert summary(before + after) == summary(straight)
+    assert [e.action.value for e in after] == ["open", "clear"]
+    assert "dust" in after[0].message and "expected" in after[0].message
+    assert await scores(database_url, "S-" + b) == await scores(database_url, "S-" + a)
+    stored = dict(await scores(database_url, "S-" + a))
+    assert len(stored) >= 4200 // 60 - 1  # a row per minute (and per flagged reading)
+    assert max(stored.values()) >= ALERT_THRESHOLDS["default"]
+
+
+async def test_limit_alarms_are_published_before_the_models_run(database_url: str) -> None:
+    eid = f"P{uuid.uuid4().hex[:6]}"
+    t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+    p = model_processor()
+    calls: list[tuple[list[str], int]] = []
+
+    async def publish(alerts: list[AlertEvent]) -> None:
+        assert p.models is not None
+        calls.append(([a.kind.value for a in alerts], p.models.stats.scored))
+
+    readings = co_series(eid, "S-" + eid, t0, 0, 400)
+    async with await psycopg.AsyncConnection.connect(database_url) as conn, conn.transaction():
+        out = await p.process(conn, readings, publish=publish)
+    # The threshold alarm went out while no model had scored a single reading.
+    assert calls[0] == (["threshold"], 0)
+    assert calls[1][1] == len(readings)
+    assert [a.kind.value for a in out.alerts] == ["threshold"]

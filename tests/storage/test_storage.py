@@ -17,7 +17,13 @@ from stream.codec import normalise
 def test_migrations_run_twice_and_concurrently(empty_database_url: str) -> None:
     first = migrate(empty_database_url)
     assert first.flavour == "plain"  # no TimescaleDB on this machine
-    assert first.applied == ["0001_reference", "0002_readings", "0003_timeseries", "0004_detection"]
+    assert first.applied == [
+        "0001_reference",
+        "0002_readings",
+        "0003_timeseries",
+        "0004_detection",
+        "0005_models",
+    ]
     second = migrate(empty_database_url)
     assert second.applied == []
     assert second.skipped == first.applied
@@ -48,10 +54,11 @@ def test_migrations_run_twice_and_concurrently(empty_database_url: str) -> None:
             "readings",
             "exposures",
             "anomalies",
+            "model_state",
             "alerts",
             "schema_migrations",
         } <= tables
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (4,)
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (5,)
         brin = conn.execute(
             "SELECT indexdef FROM pg_indexes WHERE indexname = 'readings_ts_brin'"
         ).fetchone()

@@ -1,0 +1,459 @@
+"""Online models per sensor, after the safety rules: anomalies, baseline drift, zone fire risk.
+
+`ModelBank` is the model half of detection that the Faust worker and
+``qorgau replay`` both run, reading by reading, after `Detector` (the rules)
+has seen the same reading. It never delays nor replaces a rule: it adds
+
+* an ``anomaly`` alert when a sensor's model (``online_ml``, one per sensor,
+  keyed like the readings) flags a departure from what it learnt as normal for
+  that sensor, with an explanation an inspector can read — which feature, the
+  range it expected, the value observed;
+* a ``sensor_fault`` alert when a gas or smoke sensor's baseline (its quiet
+  level, the zero) drifts slowly — calibration drift (`online_ml.drift`);
+* a fire-risk score per zone (`online_ml.fire_risk`), stored with the scores.
+
+Discipline: no alert before ``warmup`` readings of a sensor; readings that are
+implausible, or arrive while the sensor's ``sensor_fault`` alarm is open, never
+reach its model; readings older than the model's newest are skipped (models
+learn in time order); what the model flags it does not learn (see
+`online_ml.make_stream_model`). A model that raises is logged with the sensor
+id and skips that reading; after repeated failures it starts afresh.
+
+Scores are stored per sensor and minute (the highest of the minute, with its
+explanation), and every reading that opens an alert.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from core.alarms import AlertAction, AlertEvent, AlertKind, Severity
+from core.catalogue import Catalogue
+from core.limits import Limits
+from core.reference import ReferenceData
+from core.settings import Settings
+from core.types import Reading
+from online_ml import ALERT_THRESHOLDS, LearningGuard, make_stream_model
+from online_ml.base import Explanation
+from online_ml.drift import BaselineDrift
+from online_ml.fire_risk import ZoneFireRisk
+from storage.detection import ScoreRecord
+from stream.detection.alarm import AlarmState
+
+__all__ = ["ModelBank", "ModelSettings", "ModelStats"]
+
+log = structlog.get_logger(__name__)
+
+DRIFT_HAZARDS = frozenset({"co", "h2s", "no2", "so2", "nh3", "cl2", "ch4", "smoke"})
+_FIRE_HAZARDS = frozenset({"temperature", "smoke", "co"})
+_RESET_AFTER_ERRORS = 20  # consecutive failures of one model before it starts afresh
+_STATE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSettings:
+    detector: str = "default"
+    params: dict[str, Any] = field(default_factory=dict)
+    threshold: float | None = None  # None: the detector's own alert threshold
+    warmup: int = 1000  # readings of a sensor before its model may alert
+    clear_hold_s: float = 300.0  # unflagged event time before an anomaly alert clears
+    drift: bool = True
+    drift_fraction: float = 0.1  # drift worth an alert: this share of the lowest limit
+    fire_risk: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelSettings:
+        return cls(
+            detector=settings.model_detector,
+            threshold=settings.model_threshold,
+            warmup=settings.model_warmup,
+        )
+
+    @property
+    def alert_threshold(self) -> float:
+        if self.threshold is not None:
+            return self.threshold
+        return ALERT_THRESHOLDS.get(self.detector, 0.5)
+
+
+@dataclass(slots=True)
+class ModelStats:
+    scored: int = 0
+    skipped_fault: int = 0  # implausible, or the sensor's fault alarm open
+    skipped_order: int = 0  # not newer than the model's newest reading
+    errors: int = 0
+    resets: int = 0
+    events: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _SensorModel:
+    sensor_id: str
+    enterprise_id: str
+    hazard: str
+    zone_key: str
+    model: LearningGuard
+    alarm: AlarmState
+    drift: BaselineDrift | None = None
+    drift_alarm: AlarmState | None = None
+    drift_reference: float | None = None  # the baseline before the open drift alert
+    last_t: float | None = None
+    minute: int | None = None
+    best: ScoreRecord | None = None  # highest score of the current minute
+    failures: int = 0
+
+
+@dataclass(slots=True)
+class _Zone:
+    risk: ZoneFireRisk
+    minute: int | None = None
+    best: ScoreRecord | None = None
+
+
+class ModelBank:
+    """Per-sensor online models over any number of sensors (see the module docs)."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        limits: Limits,
+        settings: ModelSettings | None = None,
+        reference: ReferenceData | None = None,
+    ) -> None:
+        self.catalogue = catalogue
+        self.limits = limits
+        self.settings = settings or ModelSettings()
+        self.threshold = self.settings.alert_threshold
+        self.stats = ModelStats()
+        self._sensors: dict[str, _SensorModel] = {}
+        self._zones: dict[str, _Zone] = {}
+        self._scores: list[ScoreRecord] = []
+        self._zone_of: dict[str, str] = {}
+        if reference is not None:
+            for ent in reference.enterprises:
+                for zone in ent.zones:
+                    for s in zone.sensors:
+                        self._zone_of[s.id] = zone.id
+        make_stream_model(self.settings.detector, 1, **self.settings.params)  # fail fast
+
+    # --- state ---------------------------------------------------------------------
+    def _new_model(self) -> LearningGuard:
+        s = self.settings
+        return make_stream_model(s.detector, s.warmup, **s.params)
+
+    def _drift_shift(self, hazard: str) -> float | None:
+        """The smallest baseline drift worth an alert: a share of the hazard's lowest limit."""
+        limits = [
+            x for rule in self.limits.rules(hazard) for x in (rule.warning, rule.critical) if x
+        ]
+        if hazard == "smoke":
+            limits.append(self.limits.fire.smoke_warning)
+        return self.settings.drift_fraction * min(limits) if limits else None
+
+    def _sensor(self, r: Reading) -> _SensorModel:
+        sm = self._sensors.get(r.sensor_id)
+        if sm is not None:
+            return sm
+        zone = self._zone_of.get(r.sensor_id, "unzoned")
+        sm = _SensorModel(
+            sensor_id=r.sensor_id,
+            enterprise_id=r.enterprise_id,
+            hazard=r.hazard,
+            zone_key=f"{r.enterprise_id}/{zone}",
+            model=self._new_model(),
+            alarm=AlarmState(self.settings.clear_hold_s),
+        )
+        shift = self._drift_shift(r.hazard) if r.hazard in DRIFT_HAZARDS else None
+        if self.settings.drift and shift is not None:
+            sm.drift = BaselineDrift(min_shift=shift)
+            sm.drift_alarm = AlarmState(0.0)
+        self._sensors[r.sensor_id] = sm
+        return sm
+
+    # --- the pipeline ----------------------------------------------------------------
+    def process(
+        self, r: Reading, *, faulty: bool = False, covered: bool = False, emit: bool = True
+    ) -> list[AlertEvent]:
+        """Score, then learn, one reading; return the alert changes it causes.
+
+        ``faulty``: the rules hold a ``sensor_fault`` alarm open for this sensor.
+        ``covered``: a limit or fire alarm already speaks for it — the model still
+        scores and (not) learns, but opens no anomaly alert of its own.
+        ``emit=False`` (catching up on stored readings after a restart) learns and
+        keeps scores (stored again idempotently, so the minute that spans a restart
+        is whole) but returns no alert changes: those were published when the
+        readings first arrived.
+        """
+        if not r.plausible or faulty:
+            self.stats.skipped_fault += 1
+            return []
+        sm = self._sensor(r)
+        t = r.ts.timestamp()
+        if sm.last_t is not None and t <= sm.last_t:
+            self.stats.skipped_order += 1
+            return []
+        sm.last_t = t
+        events: list[AlertEvent] = []
+        x = {"value": r.value, "t": t}
+        try:
+            score = sm.model.score_one(x)
+            if not 0.0 <= score <= 1.0:  # NaN included
+                raise ValueError(f"score {score!r} outside [0, 1]")
+            flagged = score >= self.threshold
+            best = self._is_best(sm, t, score)
+            why = sm.model.explain(x) if flagged or best else None
+            sm.model.learn_one(x)
+            holding = sm.model.flagging
+        except Exception:
+            self._failed(sm, r)
+            return []
+        sm.failures = 0
+        self.stats.scored += 1
+        if flagged or best:
+            row = self._row(sm, r, score, why)
+            if flagged:
+                self._scores.append(row)
+            if best:
+                self._keep_best(sm, t, row)
+        events += self._anomaly(sm, r, score, flagged and not covered, holding, why)
+        if sm.drift is not None:
+            events += self._drift(sm, r, t)
+        if self.settings.fire_risk and r.hazard in _FIRE_HAZARDS:
+            self._fire_risk(sm, r, t)
+        return events if emit else []
+
+    def _failed(self, sm: _SensorModel, r: Reading) -> None:
+        self.stats.errors += 1
+        sm.failures += 1
+        log.exception(
+            "online model failed; reading skipped",
+            sensor=sm.sensor_id,
+            ts=r.ts.isoformat(),
+            value=r.value,
+            failures=sm.failures,
+        )
+        if sm.failures >= _RESET_AFTER_ERRORS:
+            log.error("online model reset after repeated failures", sensor=sm.sensor_id)
+            sm.model, sm.failures = self._new_model(), 0
+            self.stats.resets += 1
+
+    # --- anomaly alerts ----------------------------------------------------------------
+    def _anomaly(
+        self,
+        sm: _SensorModel,
+        r: Reading,
+        score: float,
+        flagged: bool,
+        holding: bool,
+        why: Explanation | None,
+    ) -> list[AlertEvent]:
+        alarm = sm.alarm
+        action = alarm.update(Severity.WARNING if flagged else None, not (flagged or holding), r.ts)
+        if action is None:
+            return []
+        hz = self.catalogue[sm.hazard]
+        if action is AlertAction.CLEAR:
+            message = f"{hz.name_en} on {sm.sensor_id} back within what its model expects"
+        else:
+            reason = why.describe(hz.unit) if why is not None else "departure from its usual level"
+            message = (
+                f"{hz.name_en} {r.value:.4g} {hz.unit} unusual for {sm.sensor_id} —"
+                f" {reason} (anomaly score {score:.2f} ≥ {self.threshold:g})"
+            )
+        details: dict[str, Any] = {"source": f"model:{self.settings.detector}", "score": score}
+        if why is not None:
+            details |= {
+                "feature": why.feature,
+                "observed": why.observed,
+                "expected_low": why.expected_low,
+                "expected_high": why.expected_high,
+                "unit": why.unit or hz.unit,
+            }
+        return [self._event(action, sm, AlertKind.ANOMALY, alarm, r, message, "", details)]
+
+    def _event(
+        self,
+        action: AlertAction,
+        sm: _SensorModel,
+        kind: AlertKind,
+        alarm: AlarmState,
+        r: Reading,
+        message: str,
+        subject_suffix: str,
+        details: dict[str, Any],
+    ) -> AlertEvent:
+        name = f"{kind.value}:{action.value}"
+        self.stats.events[name] = self.stats.events.get(name, 0) + 1
+        opened = alarm.opened_at or alarm.cleared_opened_at or r.ts
+        return AlertEvent(
+            action=action,
+            key=f"{sm.sensor_id}{subject_suffix}|{kind.value}|{opened.isoformat()}",
+            kind=kind,
+            severity=Severity.WARNING,
+            enterprise_id=sm.enterprise_id,
+            sensor_id=sm.sensor_id,
+            hazard=sm.hazard,
+            ts=r.ts,
+            value=r.value,
+            message=message,
+            zone_id=sm.zone_key.split("/", 1)[1],
+            details=details,
+        )
+
+    # --- calibration drift -------------------------------------------------------------
+    def _drift(self, sm: _SensorModel, r: Reading, t: float) -> list[AlertEvent]:
+        assert sm.drift is not None and sm.drift_alarm is not None
+        finding = sm.drift.update(t, r.value)
+        alarm = sm.drift_alarm
+        unit = self.catalogue[sm.hazard].unit
+        action: AlertAction | None = None
+        message = ""
+        details: dict[str, Any] = {"source": "model:drift"}
+        if finding is not None and not alarm.is_open:
+            action = alarm.update(Severity.WARNING, False, r.ts)
+            sm.drift_reference = finding.baseline_before
+            days = (finding.t - finding.since_t) / 86400.0
+            message = (
+                f"{sm.sensor_id}: baseline drifted from {finding.baseline_before:.4g} to"
+                f" {finding.baseline_now:.4g} {unit} over {days:.1f} days"
+                f" ({finding.rate_per_day:+.3g} {unit}/day) — check the calibration"
+            )
+            details |= {
+                "baseline_before": finding.baseline_before,
+                "baseline_now": finding.baseline_now,
+                "rate_per_day": finding.rate_per_day,
+                "since": datetime.fromtimestamp(finding.since_t, UTC).isoformat(),
+            }
+        elif alarm.is_open and sm.drift_reference is not None:
+            base = sm.drift.baseline
+            shift = self._drift_shift(sm.hazard) or 0.0
+            if base is not None and abs(base - sm.drift_reference) <= shift / 2:
+                action = alarm.update(None, True, r.ts)
+                message = f"{sm.sensor_id}: baseline back at {base:.4g} {unit} (recalibrated)"
+                sm.drift_reference = None
+        if action is None:
+            return []
+        return [
+            self._event(action, sm, AlertKind.SENSOR_FAULT, alarm, r, message, "/drift", details)
+        ]
+
+    # --- zone fire risk ----------------------------------------------------------------
+    def _fire_risk(self, sm: _SensorModel, r: Reading, t: float) -> None:
+        zone = self._zones.get(sm.zone_key)
+        if zone is None:
+            f = self.limits.fire
+            zone = self._zones[sm.zone_key] = _Zone(
+                ZoneFireRisk(
+                    heat_rate_mid=f.combo_heat_c_per_min,
+                    smoke_mid=f.combo_smoke,
+                    co_rise_mid=f.combo_co_rise,
+                    trend_s=f.combo_window_s,
+                )
+            )
+        risk = zone.risk.update(sm.sensor_id, sm.hazard, t, r.value)
+        minute = int(t // 60)
+        if zone.minute is not None and minute != zone.minute and zone.best is not None:
+            self._scores.append(zone.best)
+            zone.best = None
+        zone.minute = minute
+        if zone.best is None or risk > zone.best.score:
+            zone.best = ScoreRecord(
+                f"zone:{sm.zone_key}",
+                r.ts,
+                sm.enterprise_id,
+                "fire_risk",
+                min(max(risk, 0.0), 1.0),
+                None,
+                None,
+                None,
+                ", ".join(f"{k} {v:.3g}" for k, v in zone.risk.explain().items()),
+            )
+
+    # --- stored scores -------------------------------------------------------------------
+    def _is_best(self, sm: _SensorModel, t: float, score: float) -> bool:
+        return sm.minute != int(t // 60) or sm.best is None or score > sm.best.score
+
+    def _row(
+        self, sm: _SensorModel, r: Reading, score: float, why: Explanation | None
+    ) -> ScoreRecord:
+        return ScoreRecord(
+            sm.sensor_id,
+            r.ts,
+            sm.enterprise_id,
+            self.settings.detector,
+            score,
+            r.value,
+            why.expected_low if why is not None and why.unit is None else None,
+            why.expected_high if why is not None and why.unit is None else None,
+            why.feature if why is not None else None,
+        )
+
+    def _keep_best(self, sm: _SensorModel, t: float, row: ScoreRecord) -> None:
+        minute = int(t // 60)
+        if sm.minute is not None and minute != sm.minute and sm.best is not None:
+            self._scores.append(sm.best)
+            sm.best = None
+        sm.minute = minute
+        if sm.best is None or row.score > sm.best.score:
+            sm.best = row
+
+    def drain_scores(self) -> list[ScoreRecord]:
+        """Score rows of the minutes closed (and the alerts opened) since the last call."""
+        rows, self._scores = self._scores, []
+        return rows
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def enterprises(self) -> set[str]:
+        return {sm.enterprise_id for sm in self._sensors.values()}
+
+    def export_state(self, enterprise_id: str) -> bytes:
+        """One enterprise's models, compact, for a checkpoint."""
+        prefix = f"{enterprise_id}/"
+        state = {
+            "v": _STATE_VERSION,
+            "detector": self.settings.detector,
+            "params": self.settings.params,
+            "sensors": {
+                sid: sm for sid, sm in self._sensors.items() if sm.enterprise_id == enterprise_id
+            },
+            "zones": {k: z for k, z in self._zones.items() if k.startswith(prefix)},
+        }
+        return zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+    def import_state(self, enterprise_id: str, blob: bytes) -> bool:
+        """Restore an enterprise exported by `export_state`; False (and nothing restored)
+        if the checkpoint was made with another detector configuration."""
+        self.drop_enterprise(enterprise_id)
+        state = pickle.loads(zlib.decompress(blob))  # our own checkpoint, from our own database
+        s = self.settings
+        if (
+            state.get("v") != _STATE_VERSION
+            or state.get("detector") != s.detector
+            or state.get("params") != s.params
+        ):
+            log.warning(
+                "model checkpoint from another configuration ignored; models start afresh",
+                enterprise=enterprise_id,
+                saved=state.get("detector"),
+                current=s.detector,
+            )
+            return False
+        for sid, sm in state["sensors"].items():
+            sm.model.warmup = s.warmup
+            sm.alarm.clear_hold_s = s.clear_hold_s
+            self._sensors[sid] = sm
+        self._zones.update(state["zones"])
+        return True
+
+    def drop_enterprise(self, enterprise_id: str) -> None:
+        prefix = f"{enterprise_id}/"
+        for sid in [sid for sid, sm in self._sensors.items() if sm.enterprise_id == enterprise_id]:
+            del self._sensors[sid]
+        for k in [k for k in self._zones if k.startswith(prefix)]:
+            del self._zones[k]
