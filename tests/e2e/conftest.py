@@ -11,12 +11,18 @@ import pytest
 from core.settings import Settings
 from qorgau.launcher import Stack
 
+MODEL_WARMUP = 50
+
 
 @pytest.fixture(scope="session")
 def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state: Path = tmp_path_factory.mktemp("stack")
     settings = Settings(
-        _env_file=None, database_url=database_url, state_dir=state, kafka_partitions=4
+        _env_file=None,
+        database_url=database_url,
+        state_dir=state,
+        kafka_partitions=4,
+        model_warmup=MODEL_WARMUP,  # short, so that minutes of test data reach the models
     )
     with Stack(settings, components=("bridge", "worker")) as s:
         yield s
