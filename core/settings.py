@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     model_warmup: int = Field(
         default=1000, ge=0, description="readings of a sensor before its model may alert"
     )
+    model_resolution_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="the models see one mean per window this long, per sensor (0: every reading)",
+    )
     model_threshold: float | None = Field(
         default=None, gt=0, le=1, description="anomaly alert threshold (default: the model's own)"
     )

@@ -46,9 +46,11 @@ def level_context_pattern(
     utc_offset_h: float = 5.0,
     knn: int = 1,
     knn_window: int = 12,
+    knn_reservoir: int = 1000,
     flag_at: float | None = 0.2,
     hold_at: float = 0.8,
     adapt_after: int | None = 300,
+    release_after: int = 1,
 ) -> AnomalyDetector:
     """The current default: the most surprised of level at two time scales (EWM), context
     (hour of day and kind of day) and shape (KNN), onsets only. ``knn=0`` leaves the
@@ -63,13 +65,16 @@ def level_context_pattern(
         ContextDetector(history=history, utc_offset_h=utc_offset_h),
     ]
     if knn:
-        parts.append(KNNDetector(k=knn, window=knn_window, history=history))
+        parts.append(
+            KNNDetector(k=knn, window=knn_window, history=history, reservoir=knn_reservoir)
+        )
     return OnsetFilter(
         Maximum(parts),
         refractory=refractory,
         flag_at=flag_at,
         hold_at=hold_at,
         adapt_after=adapt_after,
+        release_after=release_after,
     )
 
 

@@ -19,7 +19,8 @@ __all__ = ["Maximum"]
 class Maximum(AnomalyDetector):
     def __init__(self, detectors: Sequence[AnomalyDetector]) -> None:
         self.detectors = list(detectors)
-        self._loudest: tuple[int, int] | None = None  # (id of x, index of the loudest)
+        # (x, index of the loudest); holding x keeps its identity unique while cached
+        self._loudest: tuple[dict[str, float], int] | None = None
 
     def score_one(self, x: dict[str, float]) -> float:
         best, loudest = 0.0, 0
@@ -27,7 +28,7 @@ class Maximum(AnomalyDetector):
             s = d.score_one(x)
             if s > best:
                 best, loudest = s, i
-        self._loudest = (id(x), loudest)
+        self._loudest = (x, loudest)
         return best
 
     def learn_one(self, x: dict[str, float]) -> None:
@@ -37,7 +38,7 @@ class Maximum(AnomalyDetector):
     def explain(self, x: dict[str, float]) -> Explanation | None:
         """The explanation of the detector that scored ``x`` highest."""
         last = self._loudest
-        if last is None or last[0] != id(x):
+        if last is None or last[0] is not x:
             self.score_one(x)
             last = self._loudest
         assert last is not None
@@ -45,5 +46,5 @@ class Maximum(AnomalyDetector):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_loudest"] = None  # keyed by object identity: meaningless after a restore
+        state["_loudest"] = None  # a cache, not worth saving
         return state

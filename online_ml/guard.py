@@ -47,7 +47,7 @@ class LearningGuard(AnomalyDetector):
         self.refused = 0  # observations not learnt because they were flagged
         self.streak = 0  # consecutive refusals
         self.surprise = 0.0  # the wrapped detector's last score, warm-up or not
-        self._last: tuple[int, float] | None = None
+        self._last: tuple[dict[str, float], float] | None = None  # holds x: identity stays unique
 
     @property
     def warming_up(self) -> bool:
@@ -55,14 +55,14 @@ class LearningGuard(AnomalyDetector):
 
     def score_one(self, x: dict[str, float]) -> float:
         score = self.detector.score_one(x)
-        self._last = (id(x), score)
+        self._last = (x, score)
         self.surprise = score
         return 0.0 if self.warming_up else score
 
     def learn_one(self, x: dict[str, float]) -> None:
         if not self.warming_up:
             last = self._last
-            score = last[1] if last is not None and last[0] == id(x) else self.score_one(x)
+            score = last[1] if last is not None and last[0] is x else self.score_one(x)
             if score < self.threshold:
                 self.streak = 0
             elif self.adapt_after is None or self.streak < self.adapt_after:
@@ -82,5 +82,5 @@ class LearningGuard(AnomalyDetector):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_last"] = None  # keyed by object identity: meaningless in another process
+        state["_last"] = None  # keyed by object identity: not worth saving
         return state

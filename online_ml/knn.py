@@ -43,13 +43,14 @@ class KNNDetector(AnomalyDetector):
         self.likelihood = AnomalyLikelihood(history=history, short=short)
         # Stored points, one per column, relative to the first value seen (``ref``),
         # and half their squared lengths: |p - e|^2 = |e|^2 - 2 (p.e - |p|^2 / 2).
-        self._cols = np.zeros((window, reservoir))
-        self._half = np.zeros(reservoir)
+        self._cols = np.zeros((window, reservoir), dtype=np.float32)
+        self._half = np.zeros(reservoir, dtype=np.float32)
         self._count = 0
         # The last values twice over, so that the window is always one contiguous slice.
-        self._ring = np.zeros(2 * window)
+        self._ring = np.zeros(2 * window, dtype=np.float32)
         self._seen = 0
-        self._last: tuple[int, np.ndarray | None, float, float | None] | None = None
+        # (x, window, |window|^2, raw score); holding x keeps its identity unique while cached
+        self._last: tuple[dict[str, float], np.ndarray | None, float, float | None] | None = None
         self.ref: float | None = None
         self.lo = math.inf
         self.hi = -math.inf
@@ -57,7 +58,7 @@ class KNNDetector(AnomalyDetector):
     def _evaluate(self, x: dict[str, float]) -> tuple[np.ndarray | None, float, float | None]:
         """(the window ending with ``x``, its squared length, raw score), cached per ``x``."""
         last = self._last
-        if last is not None and last[0] == id(x):
+        if last is not None and last[0] is x:
             return last[1], last[2], last[3]
         e: np.ndarray | None = None
         ee = 0.0
@@ -81,7 +82,7 @@ class KNNDetector(AnomalyDetector):
                 else:
                     best = np.partition(prox, m - self.k)[m - self.k :]
                     raw = float(np.sqrt(np.maximum(ee - 2.0 * best, 0.0)).mean()) / span
-        self._last = (id(x), e, ee, raw)
+        self._last = (x, e, ee, raw)
         return e, ee, raw
 
     def score_one(self, x: dict[str, float]) -> float:
@@ -127,5 +128,5 @@ class KNNDetector(AnomalyDetector):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_last"] = None  # keyed by object identity: meaningless after a restore
+        state["_last"] = None  # keyed by object identity: not worth saving
         return state

@@ -6,11 +6,13 @@ rises above the highest score of the previous ``refractory`` observations:
 the first reading of an episode keeps its score, the rest of the episode
 scores about 0.
 
-With ``flag_at`` set, an onset scoring at or above it *latches*: while the
-wrapped detector stays at least ``hold_at`` surprised, it learns nothing (a
-persistent leak must not become the new normal), for at most ``adapt_after``
-observations (``None``: until the surprise ends) — after that a lasting change
-is learnt as the new normal. `latched` says whether the latch is on.
+With ``flag_at`` set, an onset scoring at or above it *latches*: until the
+wrapped detector has been less than ``hold_at`` surprised for ``release_after``
+observations in a row, it learns nothing (a persistent leak must not become
+the new normal; a noisy leak dipping below ``hold_at`` now and then does not
+release it), for at most ``adapt_after`` observations (``None``: until the
+surprise ends) — after that a lasting change is learnt as the new normal.
+`latched` says whether the latch is on.
 
 >>> from online_ml.ewm import EWMDetector
 >>> det = OnsetFilter(EWMDetector(), refractory=50)
@@ -49,8 +51,11 @@ class OnsetFilter(AnomalyDetector):
         flag_at: float | None = None,
         hold_at: float = 0.5,
         adapt_after: int | None = None,
+        release_after: int = 1,
     ) -> None:
         self.detector = detector
+        self.release_after = release_after
+        self._calm = 0  # consecutive observations below hold_at while latched
         self.refractory = refractory
         self.flag_at = flag_at
         self.hold_at = hold_at
@@ -61,7 +66,7 @@ class OnsetFilter(AnomalyDetector):
         self._streak = 0
         self._recent: deque[tuple[int, float]] = deque()  # (index, score), scores decreasing
         self._i = 0
-        self._last: tuple[int, float] | None = None
+        self._last: tuple[dict[str, float], float] | None = None  # holds x: identity stays unique
 
     def _recent_max(self) -> float:
         while self._recent and self._recent[0][0] < self._i - self.refractory:
@@ -70,13 +75,13 @@ class OnsetFilter(AnomalyDetector):
 
     def score_one(self, x: dict[str, float]) -> float:
         s = self.detector.score_one(x)
-        self._last = (id(x), s)
+        self._last = (x, s)
         self.surprise = s
         return max(0.0, s - self._recent_max())
 
     def learn_one(self, x: dict[str, float]) -> None:
         last = self._last
-        s = last[1] if last is not None and last[0] == id(x) else self.detector.score_one(x)
+        s = last[1] if last is not None and last[0] is x else self.detector.score_one(x)
         onset = max(0.0, s - self._recent_max())
         while self._recent and self._recent[-1][1] <= s:
             self._recent.pop()
@@ -84,9 +89,10 @@ class OnsetFilter(AnomalyDetector):
         self._i += 1
         if self.flag_at is not None:
             if not self.latched and onset >= self.flag_at:
-                self.latched, self._streak = True, 0
+                self.latched, self._streak, self._calm = True, 0, 0
             if self.latched:
-                if s < self.hold_at:
+                self._calm = self._calm + 1 if s < self.hold_at else 0
+                if self._calm >= self.release_after:
                     self.latched = False  # the surprise is over: learn again
                 elif self.adapt_after is None or self._streak < self.adapt_after:
                     self._streak += 1
@@ -105,5 +111,5 @@ class OnsetFilter(AnomalyDetector):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_last"] = None  # keyed by object identity: meaningless after a restore
+        state["_last"] = None  # keyed by object identity: not worth saving
         return state

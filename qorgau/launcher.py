@@ -299,6 +299,7 @@ class Stack:
                 "QORGAU_MODELS": str(s.models).lower(),
                 "QORGAU_MODEL_DETECTOR": s.model_detector,
                 "QORGAU_MODEL_WARMUP": str(s.model_warmup),
+                "QORGAU_MODEL_RESOLUTION_S": str(s.model_resolution_s),
                 "PYTHONUNBUFFERED": "1",
             }
             result = migrate(dsn, timescale=s.timescale)

@@ -69,6 +69,7 @@ class Bridge:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._producer: AIOKafkaProducer | None = None
+        self._send_order = asyncio.Lock()
         self._client = self._make_client()
 
     # --- MQTT side (paho thread) -------------------------------------------------
@@ -249,15 +250,21 @@ class Bridge:
         self.stats.kafka_messages += len(sends)
 
     async def _send_all(self, sends: list[tuple[str, bytes, bytes]]) -> None:
-        """Send until Kafka acknowledges every message; never give up on a reading."""
+        """Send until Kafka acknowledges every message; never give up on a reading.
+
+        Messages are handed to the producer under a lock, so that a batch drained
+        later can never overtake an earlier one while the producer's buffer is full
+        (a sensor's readings stay in order); acknowledgements are awaited outside it.
+        """
         assert self._producer is not None
         delay = 0.5
         while True:
             try:
-                futures = [
-                    await self._producer.send(topic, value=value, key=key)
-                    for topic, key, value in sends
-                ]
+                async with self._send_order:
+                    futures = [
+                        await self._producer.send(topic, value=value, key=key)
+                        for topic, key, value in sends
+                    ]
                 await asyncio.gather(*futures)
                 return
             except KafkaError as exc:

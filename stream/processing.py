@@ -4,8 +4,9 @@ The Faust worker calls `BatchProcessor.process` per batch; it is plain async
 code over a database connection, so tests drive it directly.
 
 Per batch: enterprises not yet held are restored (checkpoint + the readings
-stored after it) -> untrustworthy timestamps are refused (not stored) ->
-readings are stored, and only those never stored before go through the
+stored after it) -> untrustworthy timestamps (future, too old) are refused
+(not stored) -> readings are stored (one that came later than the allowed
+lateness too: a true measurement is never lost, but detection cannot use it) -> and only those never stored before go through the
 safety rules (a redelivered batch changes nothing) -> their alert changes and
 per-minute exposures are written and *published* -> only then the online
 models (`ModelBank`) see the same readings: their state is restored if
@@ -54,6 +55,7 @@ class BatchOutcome:
     stored: int = 0  # readings new to storage (and run through detection)
     duplicates: int = 0  # already stored: redelivered
     refused: list[tuple[Reading, InvalidReading]] = field(default_factory=list)
+    late: int = 0  # stored, but too late for detection (``too_late``)
     alerts: list[AlertEvent] = field(default_factory=list)  # rules' first, then the models'
     detect_s: float = 0.0  # CPU spent in the safety rules for this batch
     model_s: float = 0.0  # CPU spent in the online models for this batch
@@ -176,21 +178,28 @@ class BatchProcessor:
                 await self._restore(conn, eid, earliest)
             ordered = sorted(readings, key=lambda r: r.ts)
             accepted: list[Reading] = []
+            late: set[tuple[str, datetime]] = set()
             for r in ordered:
                 try:
                     self.detector.check_timestamp(r)
-                    accepted.append(r)
                 except InvalidReading as exc:
-                    out.refused.append((r, exc))
+                    if exc.reason != "too_late":
+                        out.refused.append((r, exc))
+                        continue
+                    late.add((r.sensor_id, r.ts))
+                accepted.append(r)
             new = await ingest_new_readings(conn, accepted)
             out.stored, out.duplicates = len(new), len(accepted) - len(new)
+            if late:
+                new = [r for r in new if (r.sensor_id, r.ts) not in late]
+                out.late = out.stored - len(new)
             started = time.thread_time()  # CPU time: the machine is shared
             checked: list[tuple[Reading, bool, bool]] = []  # (reading, faulty, covered)
             for r in new:
                 try:
                     out.alerts += self.detector.process(r)
-                except InvalidReading as exc:  # too late against a reading of this batch
-                    out.refused.append((r, exc))
+                except InvalidReading:  # too late against a reading of this batch: stored
+                    out.late += 1
                     continue
                 sid = r.sensor_id
                 checked.append((r, self.detector.faulty(sid), self.detector.covered(sid)))

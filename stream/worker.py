@@ -114,6 +114,7 @@ def build_app(
         "detect_s": 0.0,
         "model_s": 0.0,
         "model_errors": 0,
+        "late": 0,
         "batches": 0,
     }
     pool_box: dict[str, AsyncConnectionPool] = {}
@@ -228,6 +229,13 @@ def build_app(
                         "seq": reading.seq,
                     },
                 )
+            if outcome.late:
+                log.warning(
+                    "readings stored but too late for detection",
+                    count=outcome.late,
+                    lateness_s=limits.health.lateness_s,
+                )
+            stats["late"] += outcome.late
             stats["readings"] += len(batch)
             stats["stored"] += outcome.stored
             stats["detect_s"] += outcome.detect_s

@@ -12,15 +12,24 @@ has seen the same reading. It never delays nor replaces a rule: it adds
   level, the zero) drifts slowly — calibration drift (`online_ml.drift`);
 * a fire-risk score per zone (`online_ml.fire_risk`), stored with the scores.
 
-Discipline: no alert before ``warmup`` readings of a sensor; readings that are
+The models see one value per sensor and ``resolution_s`` (10 s) window of
+event time — the mean of the readings in it — so that a model's time scales
+(its warm-up, memory, the shape of "the last 12 values") mean the same for a
+noise meter reporting every second as for a gas sensor every 10 s, and fast
+sensors do not cost ten times the CPU. A window is scored as soon as it holds
+the readings the sensor's interval lets it expect; a sensor reporting every
+10 s or slower is scored on every reading. (Instantaneous limits, in the rules,
+see every reading.)
+
+Discipline: no alert before ``warmup`` windows of a sensor; readings that are
 implausible, or arrive while the sensor's ``sensor_fault`` alarm is open, never
 reach its model; readings older than the model's newest are skipped (models
 learn in time order); what the model flags it does not learn (see
 `online_ml.make_stream_model`). A model that raises is logged with the sensor
 id and skips that reading; after repeated failures it starts afresh.
 
-Scores are stored per sensor and minute (the highest of the minute, with its
-explanation), and every reading that opens an alert.
+Scores are stored per sensor and minute (the highest of the minute), and every
+window scoring at or above the alert threshold, with its explanation.
 """
 
 from __future__ import annotations
@@ -61,7 +70,8 @@ class ModelSettings:
     detector: str = "default"
     params: dict[str, Any] = field(default_factory=dict)
     threshold: float | None = None  # None: the detector's own alert threshold
-    warmup: int = 1000  # readings of a sensor before its model may alert
+    warmup: int = 1000  # model inputs (windows) of a sensor before its model may alert
+    resolution_s: float = 10.0  # the model sees one mean per window this long (0: every reading)
     clear_hold_s: float = 300.0  # unflagged event time before an anomaly alert clears
     drift: bool = True
     drift_fraction: float = 0.1  # drift worth an alert: this share of the lowest limit
@@ -73,6 +83,7 @@ class ModelSettings:
             detector=settings.model_detector,
             threshold=settings.model_threshold,
             warmup=settings.model_warmup,
+            resolution_s=settings.model_resolution_s,
         )
 
     @property
@@ -104,6 +115,11 @@ class _SensorModel:
     drift_alarm: AlarmState | None = None
     drift_reference: float | None = None  # the baseline before the open drift alert
     last_t: float | None = None
+    interval: float | None = None  # the sensor's usual interval (s), smoothed
+    window: int = 0  # the current resolution window (index) and its readings
+    w_sum: float = 0.0
+    w_n: int = 0
+    w_ts: datetime | None = None
     minute: int | None = None
     best: ScoreRecord | None = None  # highest score of the current minute
     failures: int = 0
@@ -198,9 +214,52 @@ class ModelBank:
         if sm.last_t is not None and t <= sm.last_t:
             self.stats.skipped_order += 1
             return []
+        if sm.last_t is not None:  # the sensor's usual interval, for closing windows on time
+            gap = t - sm.last_t
+            sm.interval = gap if sm.interval is None else sm.interval + 0.1 * (gap - sm.interval)
         sm.last_t = t
         events: list[AlertEvent] = []
-        x = {"value": r.value, "t": t}
+        for value, ts, n in self._windows(sm, r, t):
+            events += self._score(sm, value, ts, n, covered)
+        if sm.drift is not None:
+            events += self._drift(sm, r, t)
+        if self.settings.fire_risk and r.hazard in _FIRE_HAZARDS:
+            self._fire_risk(sm, r, t)
+        return events if emit else []
+
+    def _windows(self, sm: _SensorModel, r: Reading, t: float) -> list[tuple[float, datetime, int]]:
+        """The model's input: one value per ``resolution_s`` window of event time, the
+        mean of the sensor's readings in it, as (mean, time of its last reading, count).
+
+        A window closes as soon as it holds the readings the sensor's interval lets it
+        expect (a sensor reporting every ``resolution_s`` or slower: every reading at
+        once), or when a reading of a later window shows it is over.
+        """
+        res = self.settings.resolution_s
+        if res <= 0:
+            return [(r.value, r.ts, 1)]
+        closed: list[tuple[float, datetime, int]] = []
+        window = int(t // res)
+        if sm.w_n and window != sm.window:
+            closed.append((sm.w_sum / sm.w_n, sm.w_ts or r.ts, sm.w_n))
+            sm.w_sum, sm.w_n = 0.0, 0
+        if not sm.w_n:
+            sm.window = window
+        sm.w_sum += r.value
+        sm.w_n += 1
+        sm.w_ts = r.ts
+        expected = max(1, round(res / sm.interval)) if sm.interval else 1
+        if sm.w_n >= expected:
+            closed.append((sm.w_sum / sm.w_n, r.ts, sm.w_n))
+            sm.w_sum, sm.w_n = 0.0, 0
+        return closed
+
+    def _score(
+        self, sm: _SensorModel, value: float, ts: datetime, n: int, covered: bool
+    ) -> list[AlertEvent]:
+        """Score, then learn, one window's value; the anomaly alert changes it causes."""
+        t = ts.timestamp()
+        x = {"value": value, "t": t}
         try:
             score = sm.model.score_one(x)
             if not 0.0 <= score <= 1.0:  # NaN included
@@ -211,31 +270,26 @@ class ModelBank:
             sm.model.learn_one(x)
             holding = sm.model.flagging
         except Exception:
-            self._failed(sm, r)
+            self._failed(sm, ts, value)
             return []
         sm.failures = 0
         self.stats.scored += 1
         if flagged or best:
-            row = self._row(sm, r, score, why)
+            row = self._row(sm, ts, value, score, why)
             if flagged:
                 self._scores.append(row)
             if best:
                 self._keep_best(sm, t, row)
-        events += self._anomaly(sm, r, score, flagged and not covered, holding, why)
-        if sm.drift is not None:
-            events += self._drift(sm, r, t)
-        if self.settings.fire_risk and r.hazard in _FIRE_HAZARDS:
-            self._fire_risk(sm, r, t)
-        return events if emit else []
+        return self._anomaly(sm, ts, value, n, score, flagged and not covered, holding, why)
 
-    def _failed(self, sm: _SensorModel, r: Reading) -> None:
+    def _failed(self, sm: _SensorModel, ts: datetime, value: float) -> None:
         self.stats.errors += 1
         sm.failures += 1
         log.exception(
             "online model failed; reading skipped",
             sensor=sm.sensor_id,
-            ts=r.ts.isoformat(),
-            value=r.value,
+            ts=ts.isoformat(),
+            value=value,
             failures=sm.failures,
         )
         if sm.failures >= _RESET_AFTER_ERRORS:
@@ -247,14 +301,16 @@ class ModelBank:
     def _anomaly(
         self,
         sm: _SensorModel,
-        r: Reading,
+        ts: datetime,
+        value: float,
+        n: int,
         score: float,
         flagged: bool,
         holding: bool,
         why: Explanation | None,
     ) -> list[AlertEvent]:
         alarm = sm.alarm
-        action = alarm.update(Severity.WARNING if flagged else None, not (flagged or holding), r.ts)
+        action = alarm.update(Severity.WARNING if flagged else None, not (flagged or holding), ts)
         if action is None:
             return []
         hz = self.catalogue[sm.hazard]
@@ -262,8 +318,9 @@ class ModelBank:
             message = f"{hz.name_en} on {sm.sensor_id} back within what its model expects"
         else:
             reason = why.describe(hz.unit) if why is not None else "departure from its usual level"
+            what = f"{self.settings.resolution_s:g}-s mean " if n > 1 else ""
             message = (
-                f"{hz.name_en} {r.value:.4g} {hz.unit} unusual for {sm.sensor_id} —"
+                f"{hz.name_en} {what}{value:.4g} {hz.unit} unusual for {sm.sensor_id} —"
                 f" {reason} (anomaly score {score:.2f} ≥ {self.threshold:g})"
             )
         details: dict[str, Any] = {"source": f"model:{self.settings.detector}", "score": score}
@@ -275,7 +332,7 @@ class ModelBank:
                 "expected_high": why.expected_high,
                 "unit": why.unit or hz.unit,
             }
-        return [self._event(action, sm, AlertKind.ANOMALY, alarm, r, message, "", details)]
+        return [self._event(action, sm, AlertKind.ANOMALY, alarm, ts, value, message, "", details)]
 
     def _event(
         self,
@@ -283,14 +340,15 @@ class ModelBank:
         sm: _SensorModel,
         kind: AlertKind,
         alarm: AlarmState,
-        r: Reading,
+        ts: datetime,
+        value: float,
         message: str,
         subject_suffix: str,
         details: dict[str, Any],
     ) -> AlertEvent:
         name = f"{kind.value}:{action.value}"
         self.stats.events[name] = self.stats.events.get(name, 0) + 1
-        opened = alarm.opened_at or alarm.cleared_opened_at or r.ts
+        opened = alarm.opened_at or alarm.cleared_opened_at or ts
         return AlertEvent(
             action=action,
             key=f"{sm.sensor_id}{subject_suffix}|{kind.value}|{opened.isoformat()}",
@@ -299,8 +357,8 @@ class ModelBank:
             enterprise_id=sm.enterprise_id,
             sensor_id=sm.sensor_id,
             hazard=sm.hazard,
-            ts=r.ts,
-            value=r.value,
+            ts=ts,
+            value=round(value, 6),
             message=message,
             zone_id=sm.zone_key.split("/", 1)[1],
             details=details,
@@ -340,7 +398,9 @@ class ModelBank:
         if action is None:
             return []
         return [
-            self._event(action, sm, AlertKind.SENSOR_FAULT, alarm, r, message, "/drift", details)
+            self._event(
+                action, sm, AlertKind.SENSOR_FAULT, alarm, r.ts, r.value, message, "/drift", details
+            )
         ]
 
     # --- zone fire risk ----------------------------------------------------------------
@@ -357,7 +417,8 @@ class ModelBank:
                 )
             )
         risk = zone.risk.update(sm.sensor_id, sm.hazard, t, r.value)
-        minute = int(t // 60)
+        # Sensors of a zone may arrive slightly out of order: a minute closes only forwards.
+        minute = int(t // 60) if zone.minute is None else max(int(t // 60), zone.minute)
         if zone.minute is not None and minute != zone.minute and zone.best is not None:
             self._scores.append(zone.best)
             zone.best = None
@@ -380,15 +441,15 @@ class ModelBank:
         return sm.minute != int(t // 60) or sm.best is None or score > sm.best.score
 
     def _row(
-        self, sm: _SensorModel, r: Reading, score: float, why: Explanation | None
+        self, sm: _SensorModel, ts: datetime, value: float, score: float, why: Explanation | None
     ) -> ScoreRecord:
         return ScoreRecord(
             sm.sensor_id,
-            r.ts,
+            ts,
             sm.enterprise_id,
             self.settings.detector,
             score,
-            r.value,
+            value,
             why.expected_low if why is not None and why.unit is None else None,
             why.expected_high if why is not None and why.unit is None else None,
             why.feature if why is not None else None,
@@ -419,6 +480,7 @@ class ModelBank:
             "v": _STATE_VERSION,
             "detector": self.settings.detector,
             "params": self.settings.params,
+            "resolution_s": self.settings.resolution_s,
             "sensors": {
                 sid: sm for sid, sm in self._sensors.items() if sm.enterprise_id == enterprise_id
             },
@@ -436,6 +498,7 @@ class ModelBank:
             state.get("v") != _STATE_VERSION
             or state.get("detector") != s.detector
             or state.get("params") != s.params
+            or state.get("resolution_s") != s.resolution_s
         ):
             log.warning(
                 "model checkpoint from another configuration ignored; models start afresh",

@@ -241,3 +241,23 @@ async def test_limit_alarms_are_published_before_the_models_run(database_url: st
     assert calls[0] == (["threshold"], 0)
     assert calls[1][1] == len(readings)
     assert [a.kind.value for a in out.alerts] == ["threshold"]
+
+
+async def test_a_reading_too_late_for_detection_is_still_stored(database_url: str) -> None:
+    """A gateway batch that overtook an older one must not cost the older readings."""
+    eid, sid = f"P{uuid.uuid4().hex[:6]}", f"S-{uuid.uuid4().hex[:6]}"
+    t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+    newer = co_series(eid, sid, t0, 600, 700)
+    older = co_series(eid, sid, t0, 400, 450)  # 150+ s behind: beyond the 30 s lateness
+    p = processor()
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        async with conn.transaction():
+            await p.process(conn, newer)
+        async with conn.transaction():
+            out = await p.process(conn, older)
+        count = await (
+            await conn.execute("SELECT count(*) FROM readings WHERE sensor_id = %s", (sid,))
+        ).fetchone()
+    assert (out.refused, out.stored, out.late) == ([], len(older), len(older))
+    assert out.alerts == []  # detection did not run on them
+    assert count == (len(newer) + len(older),)
