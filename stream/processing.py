@@ -256,10 +256,10 @@ class BatchProcessor:
 
     async def _checkpoint(self, conn: psycopg.AsyncConnection, enterprises: set[str]) -> None:
         now = time.monotonic()
-        wm = self.detector.watermark
-        watermark = datetime.fromtimestamp(wm, UTC) if wm is not None else None
         for eid in sorted(enterprises):
             if now - self._checkpointed.get(eid, 0.0) >= self.checkpoint_every_s:
+                wm = self.detector.watermarks.get(eid)
+                watermark = datetime.fromtimestamp(wm, UTC) if wm is not None else None
                 await save_checkpoint(conn, eid, self.detector.export_state(eid), watermark)
                 self._checkpointed[eid] = now
         if self.models is None:
@@ -269,9 +269,10 @@ class BatchProcessor:
                 await save_model_state(conn, eid, self.models.export_state(eid))
                 self._models_checkpointed[eid] = now
 
-    async def advance(self, conn: psycopg.AsyncConnection, to: datetime) -> list[AlertEvent]:
-        """Move event time forward without readings (total silence); store what it raises."""
-        events = self.detector.advance(to)
+    async def advance(self, conn: psycopg.AsyncConnection, seconds: float) -> list[AlertEvent]:
+        """Move every enterprise's event time on by ``seconds`` of total silence; store
+        what it raises."""
+        events = self.detector.advance_by(seconds)
         if events:
             await record_alert_events(conn, events)
             await self._checkpoint(conn, {e.enterprise_id for e in events})

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -296,17 +295,16 @@ def build_app(
     async def _silence() -> None:
         """If nothing at all arrives, event time still passes: sensors go stale.
 
-        The watermark normally moves with the readings; after ``worker_idle_s`` of
-        wall-clock silence it moves on by the silence, so a plant whose every
+        Each enterprise's watermark normally moves with its readings; after
+        ``worker_idle_s`` of wall-clock silence they all move on by the silence, so a plant whose every
         sensor (or whose gateway, or the bridge) went quiet is reported stale.
         """
         idle = time.time() - processor.last_batch_wall
         if detector.watermark is None or idle < settings.worker_idle_s:
             return
-        to = datetime.fromtimestamp(detector.watermark + idle, UTC)
 
         async def body(conn: psycopg.AsyncConnection) -> None:
-            alerts = await processor.advance(conn, to)
+            alerts = await processor.advance(conn, idle)
             await publish(alerts)
 
         await with_retry("silence", body)

@@ -2,7 +2,9 @@
 
 `Detector` is the pure per-reading pipeline that the Faust worker and
 ``qorgau replay`` both run. It keeps per-sensor state, works in event time
-(the readings' own timestamps; the *watermark* is the newest timestamp seen),
+(the readings' own timestamps; an enterprise's *watermark* is the newest
+timestamp seen from it — each enterprise keeps its own event time, so one
+catching up on a backlog is never judged by another's clock),
 and returns `AlertEvent` changes — open, escalate, clear — as they happen,
 on the reading that causes them.
 
@@ -121,11 +123,11 @@ class Detector:
         self.limits = limits
         self.clock = clock
         self.stats = DetectorStats()
-        self.watermark: float | None = None
+        self.watermarks: dict[str, float] = {}  # enterprise -> its newest timestamp
         self._sensors: dict[str, _Sensor] = {}
         self._zones: dict[str, ZoneFire] = {}
         self._zone_alarms: dict[str, AlarmState] = {}
-        self._stale_heap: list[tuple[float, str]] = []
+        self._stale_heaps: dict[str, list[tuple[float, str]]] = {}  # per enterprise
         self._exposures: list[ExposureRow] = []
         self._known: dict[str, tuple[str, float, float | None]] = {}
         if reference is not None:
@@ -244,14 +246,16 @@ class Detector:
         self.stats.readings += 1
         if late:
             self.stats.late += 1
-        if self.watermark is None or t > self.watermark:
-            self.watermark = t
-            events += self._expire_stale(t)
+        wm = self.watermarks.get(r.enterprise_id)
+        if wm is None or t > wm:
+            self.watermarks[r.enterprise_id] = t
+            events += self._expire_stale(r.enterprise_id, t)
         if not late:
             st.last_t, st.last_ts = t, r.ts
             if not st.queued:  # one heap entry per sensor, moved lazily when it comes due
                 st.queued = True
-                heapq.heappush(self._stale_heap, (t + st.stale_after_s, st.sensor_id))
+                heap = self._stale_heaps.setdefault(r.enterprise_id, [])
+                heapq.heappush(heap, (t + st.stale_after_s, st.sensor_id))
         stale = st.alarms[AlertKind.STALE]
         if stale.severity is not None:
             events += self._event(
@@ -483,9 +487,16 @@ class Detector:
             problem = f"{r.sensor_id}: readings plausible again"
         return self._event(action, st, AlertKind.SENSOR_FAULT, fault, r.ts, r.value, problem or "")
 
-    def _expire_stale(self, now: float) -> list[AlertEvent]:
+    @property
+    def watermark(self) -> float | None:
+        """The newest timestamp seen from any enterprise."""
+        return max(self.watermarks.values(), default=None)
+
+    def _expire_stale(self, enterprise_id: str, now: float) -> list[AlertEvent]:
         events: list[AlertEvent] = []
-        heap = self._stale_heap
+        heap = self._stale_heaps.get(enterprise_id)
+        if heap is None:
+            return events
         while heap and heap[0][0] <= now:
             deadline, sid = heapq.heappop(heap)
             st = self._sensors.get(sid)
@@ -513,12 +524,23 @@ class Detector:
         return events
 
     def advance(self, ts: datetime) -> list[AlertEvent]:
-        """Move the watermark without a reading (e.g. the end of a replay file)."""
+        """Move every enterprise's watermark to ``ts`` if it is behind (e.g. the end
+        of a replay file)."""
         t = ts.timestamp()
-        if self.watermark is None or t > self.watermark:
-            self.watermark = t
-            return self._expire_stale(t)
-        return []
+        events: list[AlertEvent] = []
+        for eid, wm in sorted(self.watermarks.items()):
+            if t > wm:
+                self.watermarks[eid] = t
+                events += self._expire_stale(eid, t)
+        return events
+
+    def advance_by(self, seconds: float) -> list[AlertEvent]:
+        """Move every enterprise's watermark on by ``seconds`` of silence."""
+        events: list[AlertEvent] = []
+        for eid, wm in sorted(self.watermarks.items()):
+            self.watermarks[eid] = wm + seconds
+            events += self._expire_stale(eid, wm + seconds)
+        return events
 
     # --- fire ---------------------------------------------------------------------------
     def _fire(self, st: _Sensor, r: Reading, t: float, value: float) -> list[AlertEvent]:
@@ -657,7 +679,7 @@ class Detector:
                 sensors[sid] = fields
         state = {
             "v": 1,
-            "watermark": self.watermark,
+            "watermark": self.watermarks.get(enterprise_id),
             "sensors": sensors,
             "zones": {k: v for k, v in self._zones.items() if k.startswith(prefix)},
             "zone_alarms": {k: v for k, v in self._zone_alarms.items() if k.startswith(prefix)},
@@ -671,8 +693,8 @@ class Detector:
         if state.get("v") != 1:
             return
         wm = state.get("watermark")
-        if wm is not None and (self.watermark is None or wm > self.watermark):
-            self.watermark = wm
+        if wm is not None:
+            self.watermarks[enterprise_id] = wm
         for sid, fields in state["sensors"].items():
             fields = dict(fields)
             saved_windows = fields.pop("windows")
@@ -698,7 +720,8 @@ class Detector:
             self._sensors[sid] = st
             st.queued = st.last_t is not None
             if st.last_t is not None:
-                heapq.heappush(self._stale_heap, (st.last_t + st.stale_after_s, sid))
+                heap = self._stale_heaps.setdefault(enterprise_id, [])
+                heapq.heappush(heap, (st.last_t + st.stale_after_s, sid))
         for k, zone in state["zones"].items():
             zone.settings = self.limits.fire
             self._zones[k] = zone
@@ -712,3 +735,5 @@ class Detector:
         for mapping in (self._zones, self._zone_alarms):
             for k in [k for k in mapping if k.startswith(prefix)]:
                 del mapping[k]
+        self._stale_heaps.pop(enterprise_id, None)
+        self.watermarks.pop(enterprise_id, None)

@@ -142,7 +142,7 @@ async def test_silence_advances_event_time_and_sensors_go_stale(database_url: st
     assert await run(p, database_url, co_series(eid, sid, t0, 0, 120)) == []
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         async with conn.transaction():
-            [stale] = await p.advance(conn, t0 + timedelta(minutes=10))
+            [stale] = await p.advance(conn, 490.0)  # silence: event time 110 s -> 600 s
         row = await (
             await conn.execute(
                 "SELECT kind, state, opened_at FROM alerts WHERE sensor_id = %s", (sid,)

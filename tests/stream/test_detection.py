@@ -226,6 +226,24 @@ def test_silent_sensor_goes_stale_at_the_right_event_time() -> None:
     assert [(e.kind, e.action) for e in back] == [(AlertKind.STALE, AlertAction.CLEAR)]
 
 
+def test_each_enterprise_keeps_its_own_event_time() -> None:
+    """A plant catching up on a backlog is judged by its own clock, not another's: its
+    sensors are not all declared silent, and the one that did go quiet is reported at
+    the right moment of its own time."""
+    d = Detector(CAT, LIMITS)
+    events: list[AlertEvent] = []
+    for t in range(3600, 3900, 10):  # a live plant, an hour ahead
+        events += d.process(reading("LIVE-1", "humidity", t, 40.0, enterprise="LIVE"))
+    for t in range(0, 600, 10):  # the backlog of another, an hour behind
+        events += d.process(reading("LATE-1", "humidity", t, 40.0, enterprise="LATE"))
+        if t < 200:
+            events += d.process(reading("LATE-2", "humidity", t, 40.0, enterprise="LATE"))
+    stale = [(e.sensor_id, e.ts) for e in events if e.kind is AlertKind.STALE]
+    # Unknown sensors report every 60 s: silent after 180 s; LATE-2's last reading was at 190 s.
+    assert stale == [("LATE-2", T0 + timedelta(seconds=370))]
+    assert d.watermarks == {"LIVE": T0.timestamp() + 3890, "LATE": T0.timestamp() + 590}
+
+
 def test_future_old_and_late_timestamps_are_refused_with_a_reason() -> None:
     d = Detector(CAT, LIMITS)
     d.process(reading("S", "co", 1000, 1.0))
