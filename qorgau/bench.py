@@ -35,7 +35,7 @@ from stream.readiness import read_stats
 
 __all__ = ["BenchResult", "run_bench", "run_one"]
 
-_ENTERPRISES = 10
+_ENTERPRISES = 48
 
 
 @dataclass
