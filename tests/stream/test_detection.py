@@ -24,8 +24,16 @@ T0 = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)  # 08:00 in Kazakhstan
 
 
 def reading(
-    sensor: str, hazard: str, seconds: float, value: float, *, enterprise: str = "E900"
+    sensor: str,
+    hazard: str,
+    seconds: float,
+    value: float,
+    *,
+    enterprise: str = "E900",
+    plausible: bool | None = None,
 ) -> Reading:
+    """A reading at ``T0 + seconds`` in the hazard's canonical unit (plausibility by the
+    catalogue unless given)."""
     hz = CAT[hazard]
     return Reading(
         enterprise,
@@ -37,7 +45,7 @@ def reading(
         None,
         value,
         hz.unit,
-        hz.is_plausible(value),
+        hz.is_plausible(value) if plausible is None else plausible,
     )
 
 

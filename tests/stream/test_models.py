@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import pickle
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,38 +22,14 @@ from core.types import Reading
 from online_ml import AnomalyDetector, OnsetFilter, ZoneFireRisk, make_stream_model
 from storage.detection import ScoreRecord
 from stream.detection.models import ModelBank, ModelSettings
+from tests.stream.test_detection import T0, reading
 
 CAT = load_catalogue()
 LIMITS = load_limits()
-T0 = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)  # 08:00 in Kazakhstan, on a minute boundary
 STEP = 10.0  # seconds between readings of the dust sensors
 WARMUP = 500
 SID = "D1"
 HOLD_AT = 0.8  # the default detector's latch holds while it is at least this surprised
-
-
-def reading(
-    sensor: str,
-    hazard: str,
-    seconds: float,
-    value: float,
-    *,
-    enterprise: str = "E900",
-    plausible: bool | None = None,
-) -> Reading:
-    hz = CAT[hazard]
-    return Reading(
-        enterprise,
-        sensor,
-        T0 + timedelta(seconds=seconds),
-        hazard,
-        value,
-        hz.unit,
-        None,
-        value,
-        hz.unit,
-        hz.is_plausible(value) if plausible is None else plausible,
-    )
 
 
 def dust(
