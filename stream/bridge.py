@@ -26,6 +26,7 @@ import paho.mqtt.client as mqtt
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 from paho.mqtt.enums import CallbackAPIVersion
 
 from core.errors import InvalidReading
@@ -72,6 +73,7 @@ class Bridge:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._producer: AIOKafkaProducer | None = None
+        self._partitions: list[int] = [0]  # of the readings topic, read when Kafka is up
         self._send_order = asyncio.Lock()
         self._client = self._make_client()
 
@@ -145,6 +147,7 @@ class Bridge:
             request_timeout_ms=15000,
         )
         await self._producer.start()
+        self._partitions = sorted(await self._producer.partitions_for(s.readings_topic))
         self._client.connect_async(s.mqtt_host, s.mqtt_port, keepalive=30)
         self._client.loop_start()
         log.info("bridge started", mqtt=s.mqtt_url, kafka=s.kafka_bootstrap)
@@ -239,13 +242,30 @@ class Bridge:
                     "dead letter", stage="bridge", topic=topic, reason=exc.reason, detail=exc.detail
                 )
         now = time.time()
-        sends: list[tuple[str, bytes, bytes]] = []
+        sends: list[tuple[str, bytes | None, bytes, int | None]] = []
+        # One Kafka message per partition, packing every enterprise of it that has
+        # readings (a fleet of thousands of enterprises would otherwise make one tiny
+        # message per reading), at most bridge_max_pack readings per message.
+        by_partition: dict[int, list[tuple[str, list[dict[str, Any]]]]] = defaultdict(list)
         for eid, readings in packs.items():
-            for i in range(0, len(readings), s.bridge_max_pack):
-                chunk = readings[i : i + s.bridge_max_pack]
-                sends.append((s.readings_topic, eid.encode(), encode_envelope(eid, chunk, now)))
+            by_partition[self._partition_of(eid)].append((eid, readings))
             self.stats.readings += len(readings)
-        sends.extend(others)
+        for partition, group in sorted(by_partition.items()):
+            chunk: dict[str, list[dict[str, Any]]] = {}
+            size = 0
+            for eid, readings in group:
+                for i in range(0, len(readings), s.bridge_max_pack):
+                    part = readings[i : i + s.bridge_max_pack]
+                    if size + len(part) > s.bridge_max_pack and chunk:
+                        sends.append(
+                            (s.readings_topic, None, encode_envelope(chunk, now), partition)
+                        )
+                        chunk, size = {}, 0
+                    chunk.setdefault(eid, []).extend(part)
+                    size += len(part)
+            if chunk:
+                sends.append((s.readings_topic, None, encode_envelope(chunk, now), partition))
+        sends.extend((topic, key, value, None) for topic, key, value in others)
         await self._send_all(sends)
         self._ack([(mid, qos) for _topic, _payload, mid, qos, _received in batch])
         self.stats.messages += len(batch)
@@ -273,7 +293,14 @@ class Bridge:
             return
         queue(0x40, packet, pubacks[-1], 1)
 
-    async def _send_all(self, sends: list[tuple[str, bytes, bytes]]) -> None:
+    def _partition_of(self, enterprise_id: str) -> int:
+        """The readings partition of an enterprise: Kafka's default partitioner on its id,
+        so it is the partition its key would choose (and always the same)."""
+        parts = self._partitions
+        index = int(murmur2(enterprise_id.encode())) & 0x7FFFFFFF
+        return parts[index % len(parts)]
+
+    async def _send_all(self, sends: list[tuple[str, bytes | None, bytes, int | None]]) -> None:
         """Send until Kafka acknowledges every message; never give up on a reading.
 
         Messages are handed to the producer under a lock, so that a batch drained
@@ -286,8 +313,8 @@ class Bridge:
             try:
                 async with self._send_order:
                     futures = [
-                        await self._producer.send(topic, value=value, key=key)
-                        for topic, key, value in sends
+                        await self._producer.send(topic, value=value, key=key, partition=part)
+                        for topic, key, value, part in sends
                     ]
                 await asyncio.gather(*futures)
                 return

@@ -40,7 +40,7 @@ __all__ = [
     "parse_topic",
 ]
 
-ENVELOPE_VERSION = 1
+ENVELOPE_VERSION = 2
 #: A gateway batch larger than this is refused whole: it is a misconfigured device.
 MAX_BATCH = 10_000
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -139,30 +139,33 @@ def parse_reading_payload(payload: bytes, sensor_id: str) -> list[dict[str, Any]
     return [_check_item(doc, sensor_id, "readings[0]")]
 
 
-def encode_envelope(enterprise_id: str, readings: list[dict[str, Any]], bridged_at: float) -> bytes:
-    """The Kafka message the bridge writes: one enterprise's readings packed together."""
-    return orjson.dumps(
-        {
-            "v": ENVELOPE_VERSION,
-            "enterprise_id": enterprise_id,
-            "bridged_at": bridged_at,
-            "readings": readings,
-        }
-    )
+def encode_envelope(packs: dict[str, list[dict[str, Any]]], bridged_at: float) -> bytes:
+    """The Kafka message the bridge writes: the readings of one or more enterprises
+    (all of one partition), packed together, each enterprise's in arrival order."""
+    return orjson.dumps({"v": ENVELOPE_VERSION, "bridged_at": bridged_at, "enterprises": packs})
 
 
-def decode_envelope(data: bytes) -> tuple[str, list[dict[str, Any]]]:
+def decode_envelope(data: bytes) -> list[tuple[str, list[dict[str, Any]]]]:
+    """``[(enterprise_id, readings), ...]`` of an envelope (v2, or v1: one enterprise)."""
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise InvalidReading("bad_envelope", f"not JSON: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("v") != ENVELOPE_VERSION:
-        raise InvalidReading("bad_envelope", f"not a v{ENVELOPE_VERSION} readings envelope")
-    eid = doc.get("enterprise_id")
-    readings = doc.get("readings")
-    if not isinstance(eid, str) or not isinstance(readings, list):
-        raise InvalidReading("bad_envelope", "envelope lacks enterprise_id or readings")
-    return eid, readings
+    if not isinstance(doc, dict) or doc.get("v") not in (1, ENVELOPE_VERSION):
+        raise InvalidReading("bad_envelope", f"not a v1/v{ENVELOPE_VERSION} readings envelope")
+    packs: Any
+    if doc["v"] == 1:  # written by a bridge of the previous release
+        packs = {doc.get("enterprise_id"): doc.get("readings")}
+    else:
+        packs = doc.get("enterprises")
+        if not isinstance(packs, dict):
+            raise InvalidReading("bad_envelope", "envelope lacks its enterprises")
+    out = []
+    for eid, readings in packs.items():
+        if not isinstance(eid, str) or not isinstance(readings, list):
+            raise InvalidReading("bad_envelope", "envelope lacks enterprise_id or readings")
+        out.append((eid, readings))
+    return out
 
 
 def normalise(enterprise_id: str, item: dict[str, Any], catalogue: Catalogue) -> Reading:

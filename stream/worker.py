@@ -198,16 +198,21 @@ def build_app(
                 source, kafka = origin(event)
                 raw = event.value
                 try:
-                    eid, items = decode_envelope(raw)
+                    packs = decode_envelope(raw)
                 except InvalidReading as exc:
                     await to_dead_letter(source, event.key, exc.reason, exc.detail, raw, kafka)
                     continue
-                for item in items:
-                    try:
-                        batch.append(normalise(eid, item, catalogue))
-                    except (InvalidReading, KeyError, TypeError, ValueError) as exc:
-                        reason = exc.reason if isinstance(exc, InvalidReading) else "bad_reading"
-                        await to_dead_letter(source, eid.encode(), reason, str(exc), item, kafka)
+                for eid, items in packs:
+                    for item in items:
+                        try:
+                            batch.append(normalise(eid, item, catalogue))
+                        except (InvalidReading, KeyError, TypeError, ValueError) as exc:
+                            reason = (
+                                exc.reason if isinstance(exc, InvalidReading) else "bad_reading"
+                            )
+                            await to_dead_letter(
+                                source, eid.encode(), reason, str(exc), item, kafka
+                            )
 
             async def body(conn: psycopg.AsyncConnection, readings: list[Reading] = batch) -> Any:
                 return await processor.process(conn, readings, publish=publish)

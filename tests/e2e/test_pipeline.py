@@ -142,7 +142,7 @@ async def test_redelivered_kafka_messages_do_not_duplicate_rows(stack: Stack) ->
         {"sensor_id": sensor, "ts": _ts(i), "hazard": "so2", "value": 1.0, "unit": "ppm", "seq": i}
         for i in range(20)
     ]
-    envelope = encode_envelope(eid, items, time.time())
+    envelope = encode_envelope({eid: items}, time.time())
     s = stack.settings
     producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all")
     await producer.start()

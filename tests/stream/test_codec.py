@@ -87,8 +87,10 @@ def test_malformed_payloads_are_refused_with_a_reason(payload: bytes, expected: 
 
 def test_envelope_round_trip_and_normalise() -> None:
     items = parse_reading_payload(orjson.dumps({**GOOD, "unit": "ppm", "value": 100}), "S1")
-    eid, back = decode_envelope(encode_envelope("E1", items, 1.0))
-    assert eid == "E1"
+    [(eid, back), (other, rest)] = decode_envelope(
+        encode_envelope({"E1": items, "E2": items[:0]}, 1.0)
+    )
+    assert (eid, other, rest) == ("E1", "E2", [])
     r = normalise(eid, back[0], load_catalogue())
     assert r.value == pytest.approx(114.56, abs=0.01)
     assert (r.unit, r.raw_value, r.raw_unit) == ("mg/m3", 100.0, "ppm")
@@ -96,6 +98,11 @@ def test_envelope_round_trip_and_normalise() -> None:
     assert r.plausible
     with pytest.raises(InvalidReading):
         decode_envelope(b'{"v": 99}')
+    with pytest.raises(InvalidReading):
+        decode_envelope(b'{"v": 2, "enterprises": {"E1": "not a list"}}')
+    # An envelope of the previous release (one enterprise) still reads.
+    v1 = orjson.dumps({"v": 1, "enterprise_id": "E1", "bridged_at": 1.0, "readings": items})
+    assert decode_envelope(v1) == [("E1", items)]
 
 
 @given(
