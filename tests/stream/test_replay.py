@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import random
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -90,3 +92,47 @@ def test_replay_is_deterministic_and_reports_a_missing_file(tmp_path: Path) -> N
         timeout=60,
     )
     assert missing.returncode == 1 and "no such input file" in missing.stderr
+
+
+def test_replay_runs_the_online_models_unless_told_not_to(tmp_path: Path) -> None:
+    """Dust three times its usual level, still under every limit: only a model sees it."""
+    t0 = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    rng = random.Random(5)
+    src = tmp_path / "dust.jsonl"
+    src.write_bytes(
+        b"\n".join(
+            _line(
+                "E001-S04",
+                "dust",
+                t0 + timedelta(seconds=10 * i),
+                round((0.6 if i >= 400 else 0.2) + rng.gauss(0, 0.02), 4),
+                "mg/m3",
+            )
+            for i in range(420)
+        )
+    )
+    env = {**os.environ, "QORGAU_MODEL_WARMUP": "100"}
+
+    def replay(*extra: str) -> list[dict[str, object]]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "qorgau", "replay", str(src), *extra],
+            capture_output=True,
+            timeout=60,
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return [orjson.loads(x) for x in proc.stdout.splitlines()]
+
+    [anomaly] = replay()
+    assert (anomaly["kind"], anomaly["ts"]) == ("anomaly", "2026-03-02T04:06:40Z")
+    assert "expected" in str(anomaly["message"]) and "mg/m3" in str(anomaly["message"])
+    assert replay("--no-models") == []
+    env["QORGAU_MODEL_DETECTOR"] = "nope"
+    bad = subprocess.run(
+        [sys.executable, "-m", "qorgau", "replay", str(src)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert bad.returncode != 0 and "unknown detector 'nope'" in bad.stderr
