@@ -40,6 +40,10 @@ __all__ = [
 ]
 
 
+#: Readings a flagged departure is kept out of learning before it counts as the new normal.
+ADAPT_AFTER = 300
+
+
 def level_context_pattern(
     refractory: int = 300,
     history: int = 8000,
@@ -49,7 +53,7 @@ def level_context_pattern(
     knn_reservoir: int = 1000,
     flag_at: float | None = 0.2,
     hold_at: float = 0.8,
-    adapt_after: int | None = 300,
+    adapt_after: int | None = ADAPT_AFTER,
     release_after: int = 1,
 ) -> AnomalyDetector:
     """The current default: the most surprised of level at two time scales (EWM), context
@@ -93,11 +97,11 @@ DETECTORS: dict[str, Callable[..., AnomalyDetector]] = {
 def make_stream_model(name: str, warmup: int, **params: Any) -> LearningGuard:
     """A detector as the stream runs it: no score before ``warmup`` readings, and no
     learning from what it flags (the default detector latches itself; the others
-    are guarded at their alert threshold, learning a lasting change after 300)."""
+    are guarded at their alert threshold, learning a lasting change after ``ADAPT_AFTER``)."""
     det = make_detector(name, **params)
     latches = isinstance(det, OnsetFilter) and det.flag_at is not None
     threshold = math.inf if latches else ALERT_THRESHOLDS.get(name, 0.5)
-    return LearningGuard(det, warmup=warmup, threshold=threshold, adapt_after=300)
+    return LearningGuard(det, warmup=warmup, threshold=threshold, adapt_after=ADAPT_AFTER)
 
 
 def make_detector(name: str, **params: Any) -> AnomalyDetector:

@@ -46,7 +46,6 @@ class LearningGuard(AnomalyDetector):
         self.seen = 0
         self.refused = 0  # observations not learnt because they were flagged
         self.streak = 0  # consecutive refusals
-        self.surprise = 0.0  # the wrapped detector's last score, warm-up or not
         self._last: tuple[dict[str, float], float] | None = None  # holds x: identity stays unique
 
     @property
@@ -56,7 +55,6 @@ class LearningGuard(AnomalyDetector):
     def score_one(self, x: dict[str, float]) -> float:
         score = self.detector.score_one(x)
         self._last = (x, score)
-        self.surprise = score
         return 0.0 if self.warming_up else score
 
     def learn_one(self, x: dict[str, float]) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from core.alarms import AlertAction, Severity
+from core.alarms import AlertAction, AlertKind, Severity
 
 __all__ = ["AlarmState"]
 
@@ -48,6 +48,12 @@ class AlarmState:
     @property
     def is_open(self) -> bool:
         return self.severity is not None
+
+    def alert_key(self, subject: str, kind: AlertKind, ts: datetime) -> str:
+        """The key of the alert the latest change belongs to, the same for its open,
+        escalate and clear: ``subject|kind|when it opened`` (``ts`` if opening now)."""
+        opened = self.opened_at or self.cleared_opened_at or ts
+        return f"{subject}|{kind.value}|{opened.isoformat()}"
 
     def update(self, level: Severity | None, clear: bool, ts: datetime) -> AlertAction | None:
         """Feed one evaluation; return the action it causes, if any.

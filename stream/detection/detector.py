@@ -195,12 +195,10 @@ class Detector:
         name = f"{kind.value}:{action.value}"
         self.stats.events[name] = self.stats.events.get(name, 0) + 1
         severity = alarm.severity or alarm.cleared_severity or Severity.WARNING
-        opened = alarm.opened_at or alarm.cleared_opened_at or ts
-        key = f"{subject or st.sensor_id}|{kind.value}|{opened.isoformat()}"
         return [
             AlertEvent(
                 action=action,
-                key=key,
+                key=alarm.alert_key(subject or st.sensor_id, kind, ts),
                 kind=kind,
                 severity=severity,
                 enterprise_id=st.enterprise_id,

@@ -104,6 +104,28 @@ class ModelStats:
 
 
 @dataclass(slots=True)
+class _MinuteBest:
+    """The highest score of the current minute; stored once a later minute begins."""
+
+    minute: int | None = None
+    row: ScoreRecord | None = None
+
+    def beaten_by(self, minute: int, score: float) -> bool:
+        """Would ``score`` at ``minute`` be kept (a new minute, or a higher score)?"""
+        return self.minute != minute or self.row is None or score > self.row.score
+
+    def keep(self, minute: int, row: ScoreRecord, closed: list[ScoreRecord]) -> None:
+        """Keep ``row`` if it is the best of its minute; a new minute first moves the
+        previous minute's best to ``closed``."""
+        if self.minute is not None and minute != self.minute and self.row is not None:
+            closed.append(self.row)
+            self.row = None
+        self.minute = minute
+        if self.row is None or row.score > self.row.score:
+            self.row = row
+
+
+@dataclass(slots=True)
 class _SensorModel:
     sensor_id: str
     enterprise_id: str
@@ -120,16 +142,14 @@ class _SensorModel:
     w_sum: float = 0.0
     w_n: int = 0
     w_ts: datetime | None = None
-    minute: int | None = None
-    best: ScoreRecord | None = None  # highest score of the current minute
+    scores: _MinuteBest = field(default_factory=_MinuteBest)
     failures: int = 0
 
 
 @dataclass(slots=True)
 class _Zone:
     risk: ZoneFireRisk
-    minute: int | None = None
-    best: ScoreRecord | None = None
+    scores: _MinuteBest = field(default_factory=_MinuteBest)
 
 
 class ModelBank:
@@ -265,7 +285,8 @@ class ModelBank:
             if not 0.0 <= score <= 1.0:  # NaN included
                 raise ValueError(f"score {score!r} outside [0, 1]")
             flagged = score >= self.threshold
-            best = self._is_best(sm, t, score)
+            minute = int(t // 60)
+            best = sm.scores.beaten_by(minute, score)
             why = sm.model.explain(x) if flagged or best else None
             sm.model.learn_one(x)
             holding = sm.model.flagging
@@ -279,7 +300,7 @@ class ModelBank:
             if flagged:
                 self._scores.append(row)
             if best:
-                self._keep_best(sm, t, row)
+                sm.scores.keep(minute, row, self._scores)
         return self._anomaly(sm, ts, value, n, score, flagged and not covered, holding, why)
 
     def _failed(self, sm: _SensorModel, ts: datetime, value: float) -> None:
@@ -348,10 +369,9 @@ class ModelBank:
     ) -> AlertEvent:
         name = f"{kind.value}:{action.value}"
         self.stats.events[name] = self.stats.events.get(name, 0) + 1
-        opened = alarm.opened_at or alarm.cleared_opened_at or ts
         return AlertEvent(
             action=action,
-            key=f"{sm.sensor_id}{subject_suffix}|{kind.value}|{opened.isoformat()}",
+            key=alarm.alert_key(f"{sm.sensor_id}{subject_suffix}", kind, ts),
             kind=kind,
             severity=Severity.WARNING,
             enterprise_id=sm.enterprise_id,
@@ -390,8 +410,7 @@ class ModelBank:
             }
         elif alarm.is_open and sm.drift_reference is not None:
             base = sm.drift.baseline
-            shift = self._drift_shift(sm.hazard) or 0.0
-            if base is not None and abs(base - sm.drift_reference) <= shift / 2:
+            if base is not None and abs(base - sm.drift_reference) <= sm.drift.min_shift / 2:
                 action = alarm.update(None, True, r.ts)
                 message = f"{sm.sensor_id}: baseline back at {base:.4g} {unit} (recalibrated)"
                 sm.drift_reference = None
@@ -418,28 +437,24 @@ class ModelBank:
             )
         risk = zone.risk.update(sm.sensor_id, sm.hazard, t, r.value)
         # Sensors of a zone may arrive slightly out of order: a minute closes only forwards.
-        minute = int(t // 60) if zone.minute is None else max(int(t // 60), zone.minute)
-        if zone.minute is not None and minute != zone.minute and zone.best is not None:
-            self._scores.append(zone.best)
-            zone.best = None
-        zone.minute = minute
-        if zone.best is None or risk > zone.best.score:
-            zone.best = ScoreRecord(
+        last = zone.scores.minute
+        minute = int(t // 60) if last is None else max(int(t // 60), last)
+        score = min(max(risk, 0.0), 1.0)
+        if zone.scores.beaten_by(minute, score):
+            row = ScoreRecord(
                 f"zone:{sm.zone_key}",
                 r.ts,
                 sm.enterprise_id,
                 "fire_risk",
-                min(max(risk, 0.0), 1.0),
+                score,
                 None,
                 None,
                 None,
                 ", ".join(f"{k} {v:.3g}" for k, v in zone.risk.explain().items()),
             )
+            zone.scores.keep(minute, row, self._scores)
 
     # --- stored scores -------------------------------------------------------------------
-    def _is_best(self, sm: _SensorModel, t: float, score: float) -> bool:
-        return sm.minute != int(t // 60) or sm.best is None or score > sm.best.score
-
     def _row(
         self, sm: _SensorModel, ts: datetime, value: float, score: float, why: Explanation | None
     ) -> ScoreRecord:
@@ -454,15 +469,6 @@ class ModelBank:
             why.expected_high if why is not None and why.unit is None else None,
             why.feature if why is not None else None,
         )
-
-    def _keep_best(self, sm: _SensorModel, t: float, row: ScoreRecord) -> None:
-        minute = int(t // 60)
-        if sm.minute is not None and minute != sm.minute and sm.best is not None:
-            self._scores.append(sm.best)
-            sm.best = None
-        sm.minute = minute
-        if sm.best is None or row.score > sm.best.score:
-            sm.best = row
 
     def drain_scores(self) -> list[ScoreRecord]:
         """Score rows of the minutes closed (and the alerts opened) since the last call."""
