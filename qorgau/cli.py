@@ -217,10 +217,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     if settings.models and not args.no_models:
         from stream.detection.models import ModelBank, ModelSettings
 
-        try:
-            models = ModelBank(catalogue, limits, ModelSettings.from_settings(settings), reference)
-        except ValueError as exc:
-            raise QorgauError(f"online models: {exc}") from None
+        models = ModelBank(catalogue, limits, ModelSettings.from_settings(settings), reference)
     source = Path(args.input)
     if not source.is_file():
         raise QorgauError(f"no such input file: {source}")

@@ -94,12 +94,11 @@ def build_app(
     alerts_topic = raw_topic(settings.alerts_topic)
     zones = {z.id: e.id for e in reference.enterprises for z in e.zones}
     detector = Detector(catalogue, limits, reference, clock=time.time)
-    models = None
-    if settings.models:
-        try:
-            models = ModelBank(catalogue, limits, ModelSettings.from_settings(settings), reference)
-        except ValueError as exc:  # an unknown detector or parameter in the settings
-            raise ConfigError(f"online models: {exc}") from None
+    models = (
+        ModelBank(catalogue, limits, ModelSettings.from_settings(settings), reference)
+        if settings.models
+        else None
+    )
     processor = BatchProcessor(
         detector,
         checkpoint_every_s=settings.worker_checkpoint_s,

@@ -44,6 +44,7 @@ import structlog
 
 from core.alarms import AlertAction, AlertEvent, AlertKind, Severity
 from core.catalogue import Catalogue
+from core.errors import ConfigError
 from core.limits import Limits
 from core.reference import ReferenceData
 from core.settings import Settings
@@ -176,7 +177,10 @@ class ModelBank:
                 for zone in ent.zones:
                     for s in zone.sensors:
                         self._zone_of[s.id] = zone.id
-        make_stream_model(self.settings.detector, 1, **self.settings.params)  # fail fast
+        try:  # fail fast on an unknown detector or parameter, before any reading
+            make_stream_model(self.settings.detector, 1, **self.settings.params)
+        except ValueError as exc:
+            raise ConfigError(f"online models: {exc}") from None
 
     # --- state ---------------------------------------------------------------------
     def _new_model(self) -> LearningGuard:
