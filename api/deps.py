@@ -2,7 +2,10 @@
 
 A route asks for what it needs by type (``conn: ConnDep``); the objects
 themselves live on ``app.state``, put there by `api.main.create_app` and its
-lifespan. Authentication will join these as one more alias.
+lifespan. ``CurrentUser`` is the signed-in person (their access token checked
+and their row re-read, so a disabled user or a changed password takes effect at
+once); ``ScopeDep`` is the part of the country they may see, which every query
+of enterprise data filters by.
 """
 
 from __future__ import annotations
@@ -10,14 +13,34 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, cast
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from api.security import InvalidToken, TokenSigner
+from core.access import ALERT_ACTORS, Role, Scope
 from core.catalogue import Catalogue
 from core.settings import Settings
+from storage import people
+from storage.people import UserRow
 
-__all__ = ["CatalogueDep", "ConnDep", "Pool", "PoolDep", "SettingsDep"]
+__all__ = [
+    "TOKEN_URL",
+    "AdminUser",
+    "AlertActor",
+    "CatalogueDep",
+    "ConnDep",
+    "CurrentUser",
+    "Pool",
+    "PoolDep",
+    "ScopeDep",
+    "SettingsDep",
+    "SignerDep",
+]
+
+TOKEN_URL = "/api/v1/login/access-token"
+_oauth2 = OAuth2PasswordBearer(tokenUrl=TOKEN_URL)
 
 Pool = AsyncConnectionPool[AsyncConnection[Any]]
 
@@ -28,6 +51,10 @@ def get_settings(request: Request) -> Settings:
 
 def get_catalogue(request: Request) -> Catalogue:
     return cast(Catalogue, request.app.state.catalogue)
+
+
+def get_signer(request: Request) -> TokenSigner:
+    return cast(TokenSigner, request.app.state.signer)
 
 
 def get_pool(request: Request) -> Pool:
@@ -46,3 +73,49 @@ async def get_conn(pool: PoolDep) -> AsyncIterator[AsyncConnection[Any]]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
 ConnDep = Annotated[AsyncConnection[Any], Depends(get_conn)]
+SignerDep = Annotated[TokenSigner, Depends(get_signer)]
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def get_current_user(
+    conn: ConnDep, signer: SignerDep, token: Annotated[str, Depends(_oauth2)]
+) -> UserRow:
+    try:
+        claims = signer.decode(token, expect="access")
+    except InvalidToken as exc:
+        raise _unauthorized(str(exc)) from exc
+    user = await people.get_user(conn, user_id=claims.user_id)
+    if user is None or not user.active or user.token_version != claims.token_version:
+        raise _unauthorized("this session has ended; sign in again")
+    return user
+
+
+CurrentUser = Annotated[UserRow, Depends(get_current_user)]
+
+
+def get_scope(user: CurrentUser) -> Scope:
+    return user.scope
+
+
+ScopeDep = Annotated[Scope, Depends(get_scope)]
+
+
+def require_alert_actor(user: CurrentUser) -> UserRow:
+    if Role(user.role) not in ALERT_ACTORS:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"a {user.role} cannot act on alerts")
+    return user
+
+
+def require_admin(user: CurrentUser) -> UserRow:
+    if user.role != Role.ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin may do this")
+    return user
+
+
+AlertActor = Annotated[UserRow, Depends(require_alert_actor)]
+AdminUser = Annotated[UserRow, Depends(require_admin)]

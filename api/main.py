@@ -14,7 +14,8 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from psycopg_pool import AsyncConnectionPool
 
-from api.routes import enterprises, health, regions, sensors
+from api.routes import enterprises, health, login, regions, sensors, users
+from api.security import TokenSigner
 from core.catalogue import load_catalogue
 from core.errors import ConfigError
 from core.settings import Settings
@@ -24,8 +25,13 @@ __all__ = ["API_PREFIX", "create_app"]
 API_PREFIX = "/api/v1"
 
 _DESCRIPTION = """\
-Read access to Qorgau's occupational-safety monitoring data: regions, enterprises,
-their sensors and the sensors' readings.
+Qorgau's occupational-safety monitoring data: regions, enterprises, their sensors
+and the sensors' readings.
+
+Sign in at `/api/v1/login/access-token` (OAuth2 password flow) and send the access
+token as `Authorization: Bearer ...`. Everyone sees only their own scope: an
+inspector their regions, a safety officer their enterprise; anything outside it
+answers 404, as if it did not exist.
 
 Readings are stored and served in the canonical unit of their hazard (for example
 mg/m3 for carbon monoxide, dBA for noise); each series names its unit. Long ranges
@@ -58,9 +64,16 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Qorgau API", description=_DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.catalogue = load_catalogue()
+    app.state.signer = TokenSigner(
+        settings.jwt_secret.get_secret_value(),
+        access_minutes=settings.access_token_minutes,
+        refresh_hours=settings.refresh_token_hours,
+    )
 
     v1 = APIRouter(prefix=API_PREFIX)
     v1.include_router(health.router)
+    v1.include_router(login.router)
+    v1.include_router(users.router)
     v1.include_router(regions.router)
     v1.include_router(enterprises.router)
     v1.include_router(sensors.router)

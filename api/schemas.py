@@ -10,7 +10,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.security import TokenPair
 from core.catalogue import Catalogue
+from storage.people import UserRow
 from storage.queries import ReadingBucket, ReadingPoint, SensorRow
 
 __all__ = [
@@ -20,8 +22,11 @@ __all__ = [
     "ReadinessPublic",
     "ReadingPointPublic",
     "ReadingSeriesPublic",
+    "RefreshRequest",
     "RegionPublic",
     "SensorPublic",
+    "TokenPublic",
+    "UserPublic",
 ]
 
 
@@ -160,3 +165,53 @@ class ReadingSeriesPublic(_Public):
         "epoch); null when `points` are raw readings."
     )
     points: list[ReadingPointPublic] = Field(description="In time order.")
+
+
+class TokenPublic(_Public):
+    access_token: str = Field(description="Bearer token for every request; short-lived.")
+    refresh_token: str = Field(description="Buys a new pair at /login/refresh; longer-lived.")
+    token_type: str = "bearer"
+    expires_in: int = Field(description="Lifetime of the access token, in seconds.")
+
+    @classmethod
+    def from_pair(cls, pair: TokenPair) -> TokenPublic:
+        return cls(
+            access_token=pair.access_token,
+            refresh_token=pair.refresh_token,
+            expires_in=pair.expires_in,
+        )
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str
+
+
+class UserPublic(_Public):
+    id: int = Field(description="The user's number (stable id).")
+    username: str
+    full_name: str
+    role: str = Field(
+        description="admin, labour_inspector, fire_inspector, safety_officer, control_room "
+        "or worker."
+    )
+    regions: list[str] = Field(description="Regions the user covers (ISO 3166-2:KZ codes).")
+    enterprise_id: str | None = Field(description="The user's enterprise, for officers/workers.")
+    scope: str = Field(description="What the user may see, in words.")
+    tags: list[str] = Field(description="Positions in escalation chains, e.g. 'duty', 'head'.")
+    language: str = Field(description="'ru' or 'kk': the language of messages to the user.")
+    email: str | None
+
+    @classmethod
+    def from_row(cls, row: UserRow) -> UserPublic:
+        return cls(
+            id=row.id,
+            username=row.username,
+            full_name=row.full_name,
+            role=row.role,
+            regions=row.regions,
+            enterprise_id=row.enterprise_id,
+            scope=row.scope.describe(),
+            tags=row.tags,
+            language=row.language,
+            email=row.email,
+        )

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["DEVELOPMENT_SECRET", "Settings"]
+
+# Signs tokens in development only; any other environment refuses to start with it.
+DEVELOPMENT_SECRET = "qorgau-development-secret-do-not-use-in-production"
 
 
 class Settings(BaseSettings):
@@ -109,9 +112,54 @@ class Settings(BaseSettings):
     # API.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", description="where people open the API (links in messages)"
+    )
+
+    # Sign-in. Access tokens are short-lived; a refresh token gets a new one.
+    jwt_secret: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_SECRET), description="HMAC key that signs tokens"
+    )
+    access_token_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
+    refresh_token_hours: float = Field(default=12.0, gt=0, le=30 * 24)
+
+    # Delivery channels.
+    smtp_url: str | None = Field(
+        default=None, description="smtp://user:password@host:port (smtps:// for implicit TLS)"
+    )
+    smtp_from: str = "Qorgau <qorgau@localhost>"
+    smtp_starttls: bool = False
+    vapid_private_key: SecretStr | None = Field(
+        default=None, description="Web Push VAPID key (PEM or base64url raw); dev generates one"
+    )
+    vapid_subject: str = "mailto:qorgau@localhost"
+    webhook_secret: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_SECRET),
+        description="HMAC key for webhooks that have no secret of their own",
+    )
 
     # Local state of the embedded stack (pgdata, broker configs, logs).
     state_dir: Path = Path(".qorgau")
+
+    @model_validator(mode="after")
+    def _no_default_secrets_outside_development(self) -> Settings:
+        if self.environment == "development":
+            return self
+        weak = [
+            name
+            for name in ("jwt_secret", "webhook_secret")
+            if (secret := getattr(self, name).get_secret_value()) == DEVELOPMENT_SECRET
+            or len(secret) < 32
+        ]
+        if self.vapid_private_key is None:
+            weak.append("vapid_private_key")
+        if weak:
+            names = ", ".join(f"QORGAU_{n.upper()}" for n in weak)
+            raise ValueError(
+                f"{names}: the development default (or a key shorter than 32 characters)"
+                f" cannot be used in {self.environment}; set a secret of your own"
+            )
+        return self
 
     @field_validator("mqtt_url")
     @classmethod

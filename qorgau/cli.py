@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import secrets
 import signal
 import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,6 +26,7 @@ from core.catalogue import load_catalogue
 from core.errors import QorgauError
 from core.reference import load_reference
 from core.settings import Settings
+from qorgau import users as users_cli
 from qorgau.logs import configure_logging
 
 __all__ = ["main"]
@@ -151,8 +154,20 @@ def _run_stack(settings: Settings, *, simulate: bool, args: argparse.Namespace) 
             f"  API           {stack.api_url}/docs  (readings: {stack.api_url}/api/v1/enterprises)"
         )
         console.print(f"  Logs          {stack.state_dir / 'logs'}")
-        console.print(f"  up in {time.monotonic() - t0:.1f} s. Ctrl-C stops everything.\n")
         assert s.database_url is not None
+        if simulate:
+            password = _demo_password(stack.state_dir)
+            names = users_cli.demo_users(s.database_url, password)
+            console.print(
+                f"  Sign in       {names[0]} / {password}  (also {', '.join(names[1:])};"
+                " same password)"
+            )
+        else:
+            with psycopg.connect(s.database_url) as conn:
+                row = conn.execute("SELECT count(*) FROM users").fetchone()
+            if row is not None and row[0] == 0:
+                console.print("  Sign in       no users yet: create one with `qorgau users add`")
+        console.print(f"  up in {time.monotonic() - t0:.1f} s. Ctrl-C stops everything.\n")
         last_count, last_t = 0, time.monotonic()
         while not stopping.wait(5.0):
             dead = stack.dead_children()
@@ -189,6 +204,17 @@ def _run_stack(settings: Settings, *, simulate: bool, args: argparse.Namespace) 
         console.print("stopping…")
         stack.stop()
         console.print("stopped; nothing left running.")
+
+
+def _demo_password(state_dir: Path) -> str:
+    """The demo users' password: made up on the first demo, kept in the state directory."""
+    path = state_dir / "demo-password"
+    if path.exists():
+        return path.read_text().strip()
+    password = secrets.token_urlsafe(12)
+    path.write_text(password + "\n")
+    path.chmod(0o600)
+    return password
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -352,6 +378,10 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     return run_bench(settings, args)
 
 
+def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
+    return users_cli.cmd_users(_require_db(settings), args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qorgau", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -428,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="NAME=VALUE",
             help="detector parameter, repeatable",
         )
+    users_cli.add_parser(sub)
     bench = sub.add_parser("bench", help="measure end-to-end throughput, latency, loss")
     bench.add_argument("-n", "--readings", type=int, default=100_000)
     bench.add_argument(
@@ -476,6 +507,7 @@ COMMANDS = {
     "bench": cmd_bench,
     "replay": cmd_replay,
     "ml": cmd_ml,
+    "users": cmd_users,
 }
 
 

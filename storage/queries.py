@@ -5,6 +5,10 @@ arguments after it, returns frozen row dataclasses (``class_row``), and returns
 ``None`` when the one thing asked for does not exist. Values always travel as
 query parameters.
 
+Every query that returns enterprise data takes the caller's `core.access.Scope`
+(keyword ``scope``, no default) and filters by it in SQL: an object outside the
+scope is simply not found, exactly like one that does not exist.
+
 Readings over a long range are downsampled in the database: when more than
 ``max_points`` raw readings fall in the range, `readings_for_sensor` returns
 ``date_bin`` buckets (aligned to the Unix epoch, so the same range always yields
@@ -20,6 +24,8 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import class_row, tuple_row
+
+from core.access import Scope
 
 __all__ = [
     "EnterpriseRow",
@@ -112,12 +118,21 @@ class LatestReadingRow:
     plausible: bool
 
 
-_LIST_REGIONS = """
-SELECT r.id, r.kind, r.name_en, r.name_ru, r.name_kk, r.center, r.timezone,
-       (SELECT count(*) FROM enterprises e WHERE e.region_id = r.id) AS enterprise_count
-FROM regions r
-ORDER BY r.id
-"""
+# The scope filter, on an enterprises table aliased ``e``; parameters from Scope.sql_params().
+IN_SCOPE = (
+    "(%(scope_national)s OR e.region_id = ANY(%(scope_regions)s::text[])"
+    " OR e.id = %(scope_enterprise)s::text)"
+)
+# The ids of the enterprises in scope, for tables that carry an enterprise_id.
+SCOPED_ENTERPRISES = "(SELECT e.id FROM enterprises e WHERE " + IN_SCOPE + ")"  # noqa: S608
+
+# Composed of constants only (no input), hence the noqa.
+_LIST_REGIONS = (
+    "SELECT r.id, r.kind, r.name_en, r.name_ru, r.name_kk, r.center, r.timezone,"  # noqa: S608
+    " (SELECT count(*) FROM enterprises e WHERE e.region_id = r.id AND "
+    + IN_SCOPE
+    + ") AS enterprise_count FROM regions r ORDER BY r.id"
+)
 
 _ENTERPRISE_COLUMNS = """
 SELECT e.id, e.name, e.name_ru, e.region_id, e.industry_code, e.oked, e.city,
@@ -128,15 +143,16 @@ FROM enterprises e
 
 _LIST_ENTERPRISES = (
     _ENTERPRISE_COLUMNS
-    + """
-WHERE (%(region_id)s::text IS NULL OR e.region_id = %(region_id)s)
+    + f"""
+WHERE {IN_SCOPE}
+  AND (%(region_id)s::text IS NULL OR e.region_id = %(region_id)s)
   AND (%(industry_code)s::text IS NULL OR e.industry_code = %(industry_code)s)
 ORDER BY e.id
 LIMIT %(limit)s OFFSET %(offset)s
 """
 )
 
-_GET_ENTERPRISE = _ENTERPRISE_COLUMNS + "WHERE e.id = %(enterprise_id)s\n"
+_GET_ENTERPRISE = _ENTERPRISE_COLUMNS + f"WHERE e.id = %(enterprise_id)s AND {IN_SCOPE}\n"
 
 # The latest reading per sensor is one backward step on the (sensor_id, ts) primary key.
 _SENSOR_COLUMNS = """
@@ -144,6 +160,7 @@ SELECT s.id, s.enterprise_id, s.zone_id, z.name AS zone_name, s.hazard, s.interv
        s.gateway, s.model, last.ts AS last_ts, last.value AS last_value
 FROM sensors s
 JOIN zones z ON z.id = s.zone_id
+JOIN enterprises e ON e.id = s.enterprise_id
 LEFT JOIN LATERAL (
     SELECT r.ts, r.value FROM readings r
     WHERE r.sensor_id = s.id
@@ -154,33 +171,44 @@ LEFT JOIN LATERAL (
 
 _LIST_SENSORS = (
     _SENSOR_COLUMNS
-    + """
-WHERE (%(enterprise_id)s::text IS NULL OR s.enterprise_id = %(enterprise_id)s)
+    + f"""
+WHERE {IN_SCOPE}
+  AND (%(enterprise_id)s::text IS NULL OR s.enterprise_id = %(enterprise_id)s)
   AND (%(zone_id)s::text IS NULL OR s.zone_id = %(zone_id)s)
   AND (%(hazard)s::text IS NULL OR s.hazard = %(hazard)s)
 ORDER BY s.id
 """
 )
 
-_GET_SENSOR = _SENSOR_COLUMNS + "WHERE s.id = %(sensor_id)s\n"
+_GET_SENSOR = _SENSOR_COLUMNS + f"WHERE s.id = %(sensor_id)s AND {IN_SCOPE}\n"
 
-_RAW_READINGS = """
+_RAW_READINGS = (
+    """
 SELECT ts, value, plausible
 FROM readings
 WHERE sensor_id = %(sensor_id)s AND ts >= %(start)s AND ts < %(end)s
+  AND enterprise_id IN """
+    + SCOPED_ENTERPRISES
+    + """
 ORDER BY ts
 LIMIT %(limit)s
 """
+)
 
-_BUCKETED_READINGS = """
+_BUCKETED_READINGS = (
+    """
 SELECT date_bin(%(width)s::interval, ts, TIMESTAMPTZ 'epoch') AS ts,
        avg(value) AS avg, min(value) AS min, max(value) AS max,
        count(*) AS count, count(*) FILTER (WHERE NOT plausible) AS implausible
 FROM readings
 WHERE sensor_id = %(sensor_id)s AND ts >= %(start)s AND ts < %(end)s
+  AND enterprise_id IN """
+    + SCOPED_ENTERPRISES
+    + """
 GROUP BY 1
 ORDER BY 1
 """
+)
 
 _COUNT_READINGS = """
 SELECT count(*) FROM readings WHERE %(since)s::timestamptz IS NULL OR ts >= %(since)s
@@ -195,16 +223,21 @@ LIMIT %(limit)s
 """
 
 
-async def list_regions(conn: psycopg.AsyncConnection[Any]) -> list[RegionRow]:
-    """Every region and city of significance, by ISO 3166-2:KZ code."""
+async def list_regions(conn: psycopg.AsyncConnection[Any], *, scope: Scope) -> list[RegionRow]:
+    """Every region and city of significance, by ISO 3166-2:KZ code.
+
+    Regions are reference data everyone may see; ``enterprise_count`` counts only
+    the enterprises inside ``scope``.
+    """
     async with conn.cursor(row_factory=class_row(RegionRow)) as cur:
-        await cur.execute(_LIST_REGIONS)
+        await cur.execute(_LIST_REGIONS, scope.sql_params())
         return await cur.fetchall()
 
 
 async def list_enterprises(
     conn: psycopg.AsyncConnection[Any],
     *,
+    scope: Scope,
     region_id: str | None = None,
     industry_code: str | None = None,
     limit: int = 100,
@@ -212,6 +245,7 @@ async def list_enterprises(
 ) -> list[EnterpriseRow]:
     """Enterprises by id, optionally only those of one region and/or industry (OKED section)."""
     params = {
+        **scope.sql_params(),
         "region_id": region_id,
         "industry_code": industry_code,
         "limit": limit,
@@ -223,30 +257,38 @@ async def list_enterprises(
 
 
 async def get_enterprise(
-    conn: psycopg.AsyncConnection[Any], *, enterprise_id: str
+    conn: psycopg.AsyncConnection[Any], *, scope: Scope, enterprise_id: str
 ) -> EnterpriseRow | None:
     async with conn.cursor(row_factory=class_row(EnterpriseRow)) as cur:
-        await cur.execute(_GET_ENTERPRISE, {"enterprise_id": enterprise_id})
+        await cur.execute(_GET_ENTERPRISE, {**scope.sql_params(), "enterprise_id": enterprise_id})
         return await cur.fetchone()
 
 
 async def list_sensors(
     conn: psycopg.AsyncConnection[Any],
     *,
+    scope: Scope,
     enterprise_id: str | None = None,
     zone_id: str | None = None,
     hazard: str | None = None,
 ) -> list[SensorRow]:
     """Sensors by id, each with its zone's name and latest reading (if any)."""
-    params = {"enterprise_id": enterprise_id, "zone_id": zone_id, "hazard": hazard}
+    params = {
+        **scope.sql_params(),
+        "enterprise_id": enterprise_id,
+        "zone_id": zone_id,
+        "hazard": hazard,
+    }
     async with conn.cursor(row_factory=class_row(SensorRow)) as cur:
         await cur.execute(_LIST_SENSORS, params)
         return await cur.fetchall()
 
 
-async def get_sensor(conn: psycopg.AsyncConnection[Any], *, sensor_id: str) -> SensorRow | None:
+async def get_sensor(
+    conn: psycopg.AsyncConnection[Any], *, scope: Scope, sensor_id: str
+) -> SensorRow | None:
     async with conn.cursor(row_factory=class_row(SensorRow)) as cur:
-        await cur.execute(_GET_SENSOR, {"sensor_id": sensor_id})
+        await cur.execute(_GET_SENSOR, {**scope.sql_params(), "sensor_id": sensor_id})
         return await cur.fetchone()
 
 
@@ -269,6 +311,7 @@ def bucket_width_seconds(start: datetime, end: datetime, max_points: int) -> int
 async def readings_for_sensor(
     conn: psycopg.AsyncConnection[Any],
     *,
+    scope: Scope,
     sensor_id: str,
     start: datetime,
     end: datetime,
@@ -281,7 +324,8 @@ async def readings_for_sensor(
     `bucket_width_seconds`; empty buckets are omitted, and because ``start``
     need not fall on a bucket boundary there can be ``max_points + 1`` of them.
     """
-    params = {"sensor_id": sensor_id, "start": start, "end": end, "limit": max_points + 1}
+    scoped = scope.sql_params()
+    params = {**scoped, "sensor_id": sensor_id, "start": start, "end": end, "limit": max_points + 1}
     async with conn.cursor(row_factory=class_row(ReadingPoint)) as cur:
         # One row past the budget tells us to downsample without counting the whole range.
         await cur.execute(_RAW_READINGS, params)
@@ -289,7 +333,13 @@ async def readings_for_sensor(
     if len(raw) <= max_points:
         return raw, False, None
     width = bucket_width_seconds(start, end, max_points)
-    params = {"sensor_id": sensor_id, "start": start, "end": end, "width": timedelta(seconds=width)}
+    params = {
+        **scoped,
+        "sensor_id": sensor_id,
+        "start": start,
+        "end": end,
+        "width": timedelta(seconds=width),
+    }
     async with conn.cursor(row_factory=class_row(ReadingBucket)) as bcur:
         await bcur.execute(_BUCKETED_READINGS, params)
         return await bcur.fetchall(), True, width

@@ -29,24 +29,37 @@ def test_demo_shows_readings_in_the_api_and_ctrl_c_leaves_nothing(tmp_path: Path
     started = time.monotonic()
     descendants: list[psutil.Process] = []
     try:
-        api = None
-        while time.monotonic() - started < 60 and api is None:
+        api = password = None
+        while time.monotonic() - started < 60 and password is None:
             assert proc.poll() is None, out.read_text()
             m = re.search(r"API\s+(http://\S+)/docs", out.read_text())
             api = m.group(1) if m else None
+            # The demo prints how to sign in (the password is kept in the state directory).
+            m = re.search(r"Sign in\s+admin / (\S+)", out.read_text())
+            password = m.group(1) if m else None
             time.sleep(0.2)
-        assert api, out.read_text()
+        assert api and password, out.read_text()
+        assert (tmp_path / "state" / "demo-password").read_text().strip() == password
+        token = httpx.post(
+            f"{api}/api/v1/login/access-token",
+            data={"username": "officer.e001", "password": password},
+            timeout=10,
+        )
+        assert token.status_code == 200, token.text
+        auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
         descendants = psutil.Process(proc.pid).children(recursive=True)
         assert len(descendants) >= 6  # brokers, bridge, worker, api, simulator
         points: list[object] = []
         while time.monotonic() - started < 60 and not points:
-            r = httpx.get(f"{api}/api/v1/sensors/E001-S01/readings", timeout=5)
+            r = httpx.get(f"{api}/api/v1/sensors/E001-S01/readings", headers=auth, timeout=5)
             assert r.status_code == 200, r.text
             points = r.json()["points"]
             time.sleep(0.5)
         assert points, "no reading reached the API within a minute"
-        body = httpx.get(f"{api}/api/v1/enterprises", timeout=5).json()
-        assert {e["id"] for e in body} >= {"E001", "E012"}
+        # The safety officer of E001 sees their enterprise only.
+        body = httpx.get(f"{api}/api/v1/enterprises", headers=auth, timeout=5).json()
+        assert [e["id"] for e in body] == ["E001"]
+        assert httpx.get(f"{api}/api/v1/enterprises", timeout=5).status_code == 401
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(60)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from api.deps import CatalogueDep, ConnDep
+from api.deps import CatalogueDep, ConnDep, ScopeDep
 from api.schemas import EnterprisePublic, SensorPublic
 from storage import queries
 
@@ -15,7 +15,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/enterprises", tags=["enterprises"])
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    status.HTTP_404_NOT_FOUND: {"description": "No enterprise with this id."}
+    status.HTTP_404_NOT_FOUND: {"description": "No enterprise with this id in your scope."}
 }
 
 
@@ -26,6 +26,7 @@ def _not_found(enterprise_id: str) -> HTTPException:
 @router.get("", summary="List enterprises")
 async def list_enterprises(
     conn: ConnDep,
+    scope: ScopeDep,
     region_id: Annotated[
         str | None, Query(description="Only this region (ISO 3166-2:KZ code).")
     ] = None,
@@ -35,16 +36,21 @@ async def list_enterprises(
     limit: Annotated[int, Query(ge=1, le=500, description="Page size, in enterprises.")] = 100,
     offset: Annotated[int, Query(ge=0, description="Enterprises to skip (count).")] = 0,
 ) -> list[EnterprisePublic]:
-    """Enterprises ordered by id, one page at a time."""
+    """Enterprises in the caller's scope, ordered by id, one page at a time."""
     rows = await queries.list_enterprises(
-        conn, region_id=region_id, industry_code=industry_code, limit=limit, offset=offset
+        conn,
+        scope=scope,
+        region_id=region_id,
+        industry_code=industry_code,
+        limit=limit,
+        offset=offset,
     )
     return [EnterprisePublic.model_validate(row, from_attributes=True) for row in rows]
 
 
 @router.get("/{enterprise_id}", summary="Get one enterprise", responses=_NOT_FOUND)
-async def get_enterprise(conn: ConnDep, enterprise_id: str) -> EnterprisePublic:
-    row = await queries.get_enterprise(conn, enterprise_id=enterprise_id)
+async def get_enterprise(conn: ConnDep, scope: ScopeDep, enterprise_id: str) -> EnterprisePublic:
+    row = await queries.get_enterprise(conn, scope=scope, enterprise_id=enterprise_id)
     if row is None:
         raise _not_found(enterprise_id)
     return EnterprisePublic.model_validate(row, from_attributes=True)
@@ -54,10 +60,12 @@ async def get_enterprise(conn: ConnDep, enterprise_id: str) -> EnterprisePublic:
     "/{enterprise_id}/sensors", summary="List an enterprise's sensors", responses=_NOT_FOUND
 )
 async def list_enterprise_sensors(
-    conn: ConnDep, catalogue: CatalogueDep, enterprise_id: str
+    conn: ConnDep, scope: ScopeDep, catalogue: CatalogueDep, enterprise_id: str
 ) -> list[SensorPublic]:
     """The enterprise's sensors by id, each with its latest reading."""
-    rows = await queries.list_sensors(conn, enterprise_id=enterprise_id)
-    if not rows and await queries.get_enterprise(conn, enterprise_id=enterprise_id) is None:
+    rows = await queries.list_sensors(conn, scope=scope, enterprise_id=enterprise_id)
+    if not rows and (
+        await queries.get_enterprise(conn, scope=scope, enterprise_id=enterprise_id) is None
+    ):
         raise _not_found(enterprise_id)
     return [SensorPublic.from_row(row, catalogue) for row in rows]

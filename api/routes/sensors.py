@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AwareDatetime
 
-from api.deps import CatalogueDep, ConnDep
+from api.deps import CatalogueDep, ConnDep, ScopeDep
 from api.schemas import ReadingPointPublic, ReadingSeriesPublic, SensorPublic
 from storage import queries
 
@@ -21,7 +21,7 @@ DEFAULT_WINDOW = timedelta(hours=1)
 MAX_RANGE = timedelta(days=366)
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    status.HTTP_404_NOT_FOUND: {"description": "No sensor with this id."}
+    status.HTTP_404_NOT_FOUND: {"description": "No sensor with this id in your scope."}
 }
 
 
@@ -30,9 +30,11 @@ def _not_found(sensor_id: str) -> HTTPException:
 
 
 @router.get("/{sensor_id}", summary="Get one sensor", responses=_NOT_FOUND)
-async def get_sensor(conn: ConnDep, catalogue: CatalogueDep, sensor_id: str) -> SensorPublic:
+async def get_sensor(
+    conn: ConnDep, scope: ScopeDep, catalogue: CatalogueDep, sensor_id: str
+) -> SensorPublic:
     """The sensor, its zone and its latest reading."""
-    row = await queries.get_sensor(conn, sensor_id=sensor_id)
+    row = await queries.get_sensor(conn, scope=scope, sensor_id=sensor_id)
     if row is None:
         raise _not_found(sensor_id)
     return SensorPublic.from_row(row, catalogue)
@@ -41,6 +43,7 @@ async def get_sensor(conn: ConnDep, catalogue: CatalogueDep, sensor_id: str) -> 
 @router.get("/{sensor_id}/readings", summary="A sensor's readings over time", responses=_NOT_FOUND)
 async def get_sensor_readings(
     conn: ConnDep,
+    scope: ScopeDep,
     catalogue: CatalogueDep,
     sensor_id: str,
     start: Annotated[
@@ -77,11 +80,11 @@ async def get_sensor_readings(
             HTTPStatus.UNPROCESSABLE_ENTITY,
             f"range from start to end is {end - start}; at most {MAX_RANGE.days} days allowed",
         )
-    sensor = await queries.get_sensor(conn, sensor_id=sensor_id)
+    sensor = await queries.get_sensor(conn, scope=scope, sensor_id=sensor_id)
     if sensor is None:
         raise _not_found(sensor_id)
     points, downsampled, bucket_seconds = await queries.readings_for_sensor(
-        conn, sensor_id=sensor_id, start=start, end=end, max_points=max_points
+        conn, scope=scope, sensor_id=sensor_id, start=start, end=end, max_points=max_points
     )
     hazard = catalogue.get(sensor.hazard)
     return ReadingSeriesPublic(

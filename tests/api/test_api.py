@@ -19,8 +19,10 @@ import psycopg
 import pytest
 
 from api import create_app
+from core.access import Role
 from core.catalogue import load_catalogue
 from core.settings import Settings
+from tests.people import bearer, ensure_user
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -46,13 +48,15 @@ def _settings(database_url: str, *, mqtt_url: str | None = None) -> Settings:
 
 
 @asynccontextmanager
-async def _serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def _serve(
+    settings: Settings, headers: dict[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     """A client talking to a fresh app whose lifespan (pool open/close) really runs."""
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app), base_url="http://qorgau.test"
+            transport=httpx.ASGITransport(app), base_url="http://qorgau.test", headers=headers
         ) as client,
     ):
         yield client
@@ -60,7 +64,10 @@ async def _serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with _serve(_settings(database_url)) as c:
+    """Signed in as an admin, who sees the whole country."""
+    settings = _settings(database_url)
+    admin = ensure_user(database_url, "t-admin", Role.ADMIN)
+    async with _serve(settings, bearer(settings, admin)) as c:
         yield c
 
 

@@ -11,14 +11,20 @@ import httpx
 import orjson
 
 from api.main import create_app
+from core.access import Role
 from edge.publisher import BulkPublisher, reading_topic
 from qorgau.launcher import Stack
+from tests.people import bearer, ensure_user
 
 
 async def test_ready_is_200_with_every_dependency_up_and_shows_live_readings(
     stack: Stack,
 ) -> None:
     app = create_app(stack.settings)
+    assert stack.settings.database_url is not None
+    officer = ensure_user(
+        stack.settings.database_url, "t-officer-e001", Role.SAFETY_OFFICER, [], "E001"
+    )
     sensor = "E001-S01"  # a seeded CO sensor
     marker_seq = int(uuid.uuid4().int % 10**9)
     ts = datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -37,7 +43,11 @@ async def test_ready_is_200_with_every_dependency_up_and_shows_live_readings(
 
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app),
+            base_url="http://t",
+            headers=bearer(stack.settings, officer),
+        ) as client,
     ):
         r = await client.get("/api/v1/ready")
         assert r.status_code == 200, r.text

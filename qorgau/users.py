@@ -1,0 +1,294 @@
+"""``qorgau users``: create and manage the people who use Qorgau.
+
+Every change is checked before it reaches the database (a role's scope, that
+regions and enterprises exist, password length) and reported in one line; a
+password is read from a prompt (twice), from standard input with
+``--password-stdin``, or generated with ``--generate-password`` and printed once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import secrets
+import sys
+from typing import Any
+
+import psycopg
+
+from api.security import MIN_PASSWORD_LENGTH, hash_password
+from core.access import Role, Scope
+from core.errors import ConfigError, QorgauError
+from storage import people
+
+__all__ = ["add_parser", "cmd_users", "demo_users"]
+
+_CHANNELS = ("email", "webhook", "apprise")
+
+
+def add_parser(sub: Any) -> None:
+    users = sub.add_parser("users", help="create and manage users (roles, scopes, channels)")
+    us = users.add_subparsers(dest="users_command", required=True, metavar="USERS_COMMAND")
+
+    def scope_args(p: argparse.ArgumentParser, *, required_role: bool) -> None:
+        p.add_argument(
+            "--role", required=required_role, choices=[r.value for r in Role], help="the role"
+        )
+        p.add_argument(
+            "--region",
+            action="append",
+            dest="regions",
+            metavar="KZ-XX",
+            help="a region the user covers (repeatable; inspectors, control room)",
+        )
+        p.add_argument("--enterprise", help="the user's enterprise (safety officer, worker)")
+        p.add_argument(
+            "--tag", action="append", dest="tags", help="escalation position, e.g. duty, head"
+        )
+        p.add_argument("--name", help="full name")
+        p.add_argument("--email")
+        p.add_argument("--phone")
+        p.add_argument("--language", choices=["ru", "kk"], help="language of messages")
+
+    def password_args(p: argparse.ArgumentParser) -> None:
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+        g.add_argument(
+            "--generate-password", action="store_true", help="make one up and print it once"
+        )
+
+    add = us.add_parser("add", help="create a user")
+    add.add_argument("username")
+    scope_args(add, required_role=True)
+    password_args(add)
+
+    lst = us.add_parser("list", help="list users")
+    lst.add_argument("--role", choices=[r.value for r in Role])
+
+    st = us.add_parser("set", help="change a user's role, scope or contact details")
+    st.add_argument("username")
+    scope_args(st, required_role=False)
+
+    pw = us.add_parser("passwd", help="set a new password (ends the user's sessions)")
+    pw.add_argument("username")
+    password_args(pw)
+
+    for name, text in (("disable", "stop a user signing in"), ("enable", "let them again")):
+        us.add_parser(name, help=text).add_argument("username")
+
+    ch = us.add_parser("channel", help="where a user is told: e-mail, webhook, apprise URL")
+    ch.add_argument("action", choices=["add", "remove", "list"])
+    ch.add_argument("username")
+    ch.add_argument("channel", nargs="?", choices=_CHANNELS)
+    ch.add_argument("address", nargs="?", help="e-mail address, webhook URL or apprise URL")
+    ch.add_argument("--secret", help="webhook HMAC key (default: QORGAU_WEBHOOK_SECRET)")
+
+
+def _read_password(args: argparse.Namespace) -> tuple[str, bool]:
+    """``(password, generated)``."""
+    if args.generate_password:
+        return secrets.token_urlsafe(15), True
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n"), False
+    if not sys.stdin.isatty():
+        raise ConfigError("no terminal to ask for a password: use --password-stdin or --generate")
+    first = getpass.getpass(f"password (at least {MIN_PASSWORD_LENGTH} characters): ")
+    if first != getpass.getpass("again: "):
+        raise ConfigError("the two passwords differ")
+    return first, False
+
+
+def _hash(password: str) -> str:
+    try:
+        return hash_password(password)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _check_scope(
+    conn: psycopg.Connection[Any], role: Role, regions: list[str], enterprise: str | None
+) -> None:
+    Scope.for_role(role, regions=regions, enterprise_id=enterprise)
+    if regions:
+        known = {
+            r for (r,) in conn.execute("SELECT id FROM regions WHERE id = ANY(%s)", (regions,))
+        }
+        missing = sorted(set(regions) - known)
+        if missing:
+            raise ConfigError(f"no such region: {', '.join(missing)} (see GET /api/v1/regions)")
+    if (
+        enterprise
+        and conn.execute("SELECT 1 FROM enterprises WHERE id = %s", (enterprise,)).fetchone()
+        is None
+    ):
+        raise ConfigError(f"no such enterprise: {enterprise}")
+
+
+def _describe(u: people.UserRow) -> str:
+    state = "" if u.active else " (disabled)"
+    tags = f", tags {', '.join(u.tags)}" if u.tags else ""
+    return f"{u.username}: {u.role} of {u.scope.describe()}{tags}{state}"
+
+
+def _get(conn: psycopg.Connection[Any], username: str) -> people.UserRow:
+    user = people.get_user_by_username(conn, username=username)
+    if user is None:
+        raise ConfigError(f"no user {username!r} (see `qorgau users list`)")
+    return user
+
+
+def cmd_users(dsn: str, args: argparse.Namespace) -> int:
+    with psycopg.connect(dsn) as conn:
+        return _run(conn, args)
+
+
+def _run(conn: psycopg.Connection[Any], args: argparse.Namespace) -> int:
+    cmd = args.users_command
+    if cmd == "add":
+        role = Role(args.role)
+        regions = args.regions or []
+        _check_scope(conn, role, regions, args.enterprise)
+        password, generated = _read_password(args)
+        try:
+            user = people.create_user(
+                conn,
+                username=args.username,
+                role=role,
+                password_hash=_hash(password),
+                regions=regions,
+                enterprise_id=args.enterprise,
+                full_name=args.name or "",
+                tags=args.tags or [],
+                language=args.language or "ru",
+                email=args.email,
+                phone=args.phone,
+            )
+        except psycopg.errors.UniqueViolation as exc:
+            raise ConfigError(f"user {args.username!r} already exists") from exc
+        except psycopg.errors.CheckViolation as exc:
+            raise ConfigError(
+                f"user name {args.username!r}: use 3-64 of A-Z a-z 0-9 . _ @ -"
+            ) from exc
+        print(f"created {_describe(user)}")
+        if generated:
+            print(f"password: {password}  (shown once; give it to {user.username} securely)")
+        return 0
+    if cmd == "list":
+        rows = people.list_users(conn, role=Role(args.role) if args.role else None)
+        for u in rows:
+            print(_describe(u))
+        print(f"{len(rows)} user(s)")
+        return 0
+    if cmd == "set":
+        user = _get(conn, args.username)
+        changes: dict[str, Any] = {}
+        for field, value in (
+            ("full_name", args.name),
+            ("email", args.email),
+            ("phone", args.phone),
+            ("language", args.language),
+            ("tags", args.tags),
+        ):
+            if value is not None:
+                changes[field] = value
+        if args.role or args.regions is not None or args.enterprise is not None:
+            role = Role(args.role or user.role)
+            regions = (
+                args.regions
+                if args.regions is not None
+                else (user.regions if role.regional else [])
+            )
+            enterprise = (
+                args.enterprise
+                if args.enterprise is not None
+                else (user.enterprise_id if role.of_enterprise else None)
+            )
+            _check_scope(conn, role, regions, enterprise)
+            changes.update(role=role.value, regions=regions, enterprise_id=enterprise)
+        if not changes:
+            raise ConfigError("nothing to change: give --role, --region, --email, ...")
+        updated = people.update_user(conn, username=args.username, **changes)
+        assert updated is not None
+        print(f"updated {_describe(updated)}")
+        return 0
+    if cmd == "passwd":
+        _get(conn, args.username)
+        password, generated = _read_password(args)
+        people.update_user(conn, username=args.username, password_hash=_hash(password))
+        print(f"new password set for {args.username}; their sessions have ended")
+        if generated:
+            print(f"password: {password}  (shown once)")
+        return 0
+    if cmd in ("disable", "enable"):
+        _get(conn, args.username)
+        people.update_user(conn, username=args.username, active=cmd == "enable")
+        print(f"{args.username} {cmd}d")
+        return 0
+    if cmd == "channel":
+        user = _get(conn, args.username)
+        if args.action == "list":
+            for c in people.list_channels(conn, user_id=user.id):
+                secret = " (own secret)" if c.secret else ""
+                print(f"{c.channel} {c.address}{secret}")
+            return 0
+        if not args.channel or not args.address:
+            raise ConfigError("give the channel (email, webhook, apprise) and its address")
+        if args.action == "add":
+            _check_address(args.channel, args.address)
+            people.add_channel(
+                conn,
+                user_id=user.id,
+                channel=args.channel,
+                address=args.address,
+                secret=args.secret,
+            )
+            print(f"{args.username} is told by {args.channel} at {args.address}")
+            return 0
+        if not people.remove_channel(
+            conn, user_id=user.id, channel=args.channel, address=args.address
+        ):
+            raise ConfigError(f"{args.username} has no {args.channel} {args.address}")
+        print(f"removed {args.channel} {args.address} from {args.username}")
+        return 0
+    raise QorgauError(f"unknown users command {cmd!r}")
+
+
+def _check_address(channel: str, address: str) -> None:
+    if channel == "email" and ("@" not in address or " " in address):
+        raise ConfigError(f"{address!r} is not an e-mail address")
+    if channel == "webhook" and not address.startswith(("https://", "http://")):
+        raise ConfigError(f"a webhook needs an http(s):// URL, not {address!r}")
+    if channel == "apprise" and "://" not in address:
+        raise ConfigError(f"an apprise URL looks like tgram://token/chat, not {address!r}")
+
+
+# One user per role for `qorgau demo`, over the seeded reference data.
+_DEMO: tuple[tuple[str, Role, list[str], str | None, list[str]], ...] = (
+    ("admin", Role.ADMIN, [], None, []),
+    ("inspector.karaganda", Role.LABOUR_INSPECTOR, ["KZ-35"], None, ["duty"]),
+    ("fire.karaganda", Role.FIRE_INSPECTOR, ["KZ-35"], None, ["duty"]),
+    ("officer.e001", Role.SAFETY_OFFICER, [], "E001", []),
+    ("control.karaganda", Role.CONTROL_ROOM, ["KZ-35"], None, []),
+    ("control.national", Role.CONTROL_ROOM, [], None, []),
+    ("worker.e001", Role.WORKER, [], "E001", []),
+)
+
+
+def demo_users(dsn: str, password: str) -> list[str]:
+    """Create the demo users that do not exist yet (all with ``password``); their names."""
+    hashed = _hash(password)
+    made = []
+    with psycopg.connect(dsn) as conn:
+        for username, role, regions, enterprise, tags in _DEMO:
+            if people.get_user_by_username(conn, username=username) is None:
+                people.create_user(
+                    conn,
+                    username=username,
+                    role=role,
+                    password_hash=hashed,
+                    regions=regions,
+                    enterprise_id=enterprise,
+                    tags=tags,
+                )
+            made.append(username)
+    return made

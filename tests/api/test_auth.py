@@ -1,0 +1,128 @@
+"""Signing in: the OAuth2 password flow, refresh, and every way a token stops working."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import jwt
+import psycopg
+import pytest
+
+from api import create_app
+from core.access import Role
+from core.settings import DEVELOPMENT_SECRET, Settings
+from storage import people
+from tests.people import PASSWORD, ensure_user
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest.fixture
+async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(Settings(_env_file=None, database_url=database_url))  # type: ignore[call-arg]
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://q.test") as c,
+    ):
+        yield c
+
+
+async def _login(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
+    return await client.post(
+        "/api/v1/login/access-token", data={"username": username, "password": password}
+    )
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_sign_in_and_see_who_you_are(client: httpx.AsyncClient, database_url: str) -> None:
+    ensure_user(database_url, "t-auth-inspector", Role.LABOUR_INSPECTOR, ["KZ-55", "KZ-23"])
+    r = await _login(client, "t-auth-inspector", PASSWORD)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 15 * 60
+    me = await client.get("/api/v1/users/me", headers=_auth(body["access_token"]))
+    assert me.status_code == 200, me.text
+    assert me.json()["role"] == "labour_inspector"
+    assert me.json()["regions"] == ["KZ-55", "KZ-23"]
+    assert me.json()["scope"] == "regions KZ-23, KZ-55"
+    assert "password_hash" not in me.text
+
+
+async def test_wrong_password_and_unknown_user_look_the_same(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    ensure_user(database_url, "t-auth-officer", Role.SAFETY_OFFICER, [], "E002")
+    wrong = await _login(client, "t-auth-officer", "not the password")
+    unknown = await _login(client, "t-nobody-at-all", PASSWORD)
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json() == unknown.json() == {"detail": "wrong user name or password"}
+
+
+async def test_refresh_gives_a_new_pair_and_is_not_an_access_token(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    ensure_user(database_url, "t-auth-control", Role.CONTROL_ROOM, ["KZ-35"])
+    pair = (await _login(client, "t-auth-control", PASSWORD)).json()
+    # A refresh token does not open data endpoints, and an access token does not refresh.
+    r = await client.get("/api/v1/users/me", headers=_auth(pair["refresh_token"]))
+    assert r.status_code == 401
+    r = await client.post("/api/v1/login/refresh", json={"refresh_token": pair["access_token"]})
+    assert r.status_code == 401
+    r = await client.post("/api/v1/login/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert r.status_code == 200, r.text
+    fresh = r.json()
+    assert fresh["access_token"] != pair["access_token"]
+    r = await client.get("/api/v1/users/me", headers=_auth(fresh["access_token"]))
+    assert r.json()["username"] == "t-auth-control"
+
+
+async def test_disabling_or_a_new_password_ends_every_session(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    ensure_user(database_url, "t-auth-leaver", Role.FIRE_INSPECTOR, ["KZ-35"])
+    pair = (await _login(client, "t-auth-leaver", PASSWORD)).json()
+    assert (await client.get("/api/v1/users/me", headers=_auth(pair["access_token"]))).is_success
+
+    with psycopg.connect(database_url) as conn:
+        people.update_user(conn, username="t-auth-leaver", password_hash="$argon2id$changed")
+    r = await client.get("/api/v1/users/me", headers=_auth(pair["access_token"]))
+    assert r.status_code == 401
+    assert r.json()["detail"] == "this session has ended; sign in again"
+    r = await client.post("/api/v1/login/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert r.status_code == 401
+
+    ensure_user(database_url, "t-auth-disabled", Role.WORKER, [], "E001")
+    pair = (await _login(client, "t-auth-disabled", PASSWORD)).json()
+    with psycopg.connect(database_url) as conn:
+        people.update_user(conn, username="t-auth-disabled", active=False)
+    assert (
+        await client.get("/api/v1/users/me", headers=_auth(pair["access_token"]))
+    ).status_code == 401
+    assert (await _login(client, "t-auth-disabled", PASSWORD)).status_code == 401
+
+
+async def test_expired_and_forged_tokens_are_refused(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    user = ensure_user(database_url, "t-auth-forger", Role.ADMIN)
+    now = int(time.time())
+    claims = {"iss": "qorgau", "sub": str(user.id), "ver": 0, "typ": "access", "iat": now}
+    expired = jwt.encode({**claims, "exp": now - 1}, DEVELOPMENT_SECRET, algorithm="HS256")
+    forged = jwt.encode({**claims, "exp": now + 600}, "another-secret-" * 3, algorithm="HS256")
+    unsigned = jwt.encode({**claims, "exp": now + 600}, "", algorithm="none")
+    for token, why in (
+        (expired, "token expired"),
+        (forged, "invalid token"),
+        (unsigned, "invalid token"),
+    ):
+        r = await client.get("/api/v1/users/me", headers=_auth(token))
+        assert r.status_code == 401, why
+        assert r.json()["detail"].startswith(why)
+    good = jwt.encode({**claims, "exp": now + 600}, DEVELOPMENT_SECRET, algorithm="HS256")
+    assert (await client.get("/api/v1/users/me", headers=_auth(good))).status_code == 200

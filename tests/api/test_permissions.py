@@ -1,0 +1,184 @@
+"""The permission matrix: every data endpoint, asked by every role and scope, leaks nothing.
+
+Each endpoint of the API is either public (health, sign-in), about the caller
+alone, or listed in `MATRIX` with how to ask it for an object of a given
+enterprise. For every test user and every seeded enterprise, an object inside
+the user's scope answers 200 and one outside answers 404 — never the object; a
+list holds only objects inside the scope. A new endpoint that is not added to
+the matrix fails `test_every_endpoint_is_in_the_matrix`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from api import create_app
+from core.access import Scope
+from core.settings import Settings
+from tests.people import SCOPED_USERS, bearer, ensure_user
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+Json = Any
+
+
+@dataclass(frozen=True)
+class Item:
+    """An endpoint about one object; ``url`` gives the URL of one object of an enterprise."""
+
+    url: Callable[[str], str]
+    method: str = "GET"
+    body: Callable[[str], Json] | None = None
+    # Statuses that mean "you were let in" (a write may answer 409 on a second try).
+    allowed: frozenset[int] = frozenset({200})
+
+
+@dataclass(frozen=True)
+class Listing:
+    """An endpoint returning many objects; ``enterprises`` reads their enterprises off the body."""
+
+    url: str
+    enterprises: Callable[[Json], list[str]]
+    params: dict[str, str] = field(default_factory=dict)
+    # Whether the list must hold *every* enterprise of the scope (not just none outside it).
+    complete: bool = True
+
+
+# (method, path template) -> how to probe it.
+MATRIX: dict[tuple[str, str], Item | Listing] = {
+    ("GET", "/api/v1/regions"): Listing(
+        "/api/v1/regions",
+        # A region's count is the number of enterprises of the scope in it.
+        lambda body: [r["id"] for r in body for _ in range(r["enterprise_count"])],
+        complete=False,
+    ),
+    ("GET", "/api/v1/enterprises"): Listing(
+        "/api/v1/enterprises", lambda body: [e["id"] for e in body]
+    ),
+    ("GET", "/api/v1/enterprises/{enterprise_id}"): Item(lambda e: f"/api/v1/enterprises/{e}"),
+    ("GET", "/api/v1/enterprises/{enterprise_id}/sensors"): Item(
+        lambda e: f"/api/v1/enterprises/{e}/sensors"
+    ),
+    ("GET", "/api/v1/sensors/{sensor_id}"): Item(lambda e: f"/api/v1/sensors/{e}-S01"),
+    ("GET", "/api/v1/sensors/{sensor_id}/readings"): Item(
+        lambda e: f"/api/v1/sensors/{e}-S01/readings"
+    ),
+}
+
+# Endpoints anyone may call, and those about the signed-in caller alone.
+PUBLIC = {
+    ("GET", "/api/v1/health"),
+    ("GET", "/api/v1/ready"),
+    ("POST", "/api/v1/login/access-token"),
+    ("POST", "/api/v1/login/refresh"),
+}
+SELF = {("GET", "/api/v1/users/me")}
+
+
+def _settings(database_url: str) -> Settings:
+    return Settings(_env_file=None, database_url=database_url)  # type: ignore[call-arg]
+
+
+def _routes(settings: Settings) -> set[tuple[str, str]]:
+    """Every (method, path) the app serves under /api, as its OpenAPI document lists them."""
+    paths = create_app(settings).openapi()["paths"]
+    return {
+        (method.upper(), path)
+        for path, operations in paths.items()
+        if path.startswith("/api/")
+        for method in operations
+    }
+
+
+@pytest.fixture(scope="module")
+def enterprises(database_url: str) -> dict[str, str]:
+    """Every seeded enterprise and its region."""
+    with psycopg.connect(database_url) as conn:
+        return dict(conn.execute("SELECT id, region_id FROM enterprises ORDER BY id").fetchall())
+
+
+@pytest.fixture(scope="module")
+async def app_client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
+    settings = _settings(database_url)
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://q.test") as c,
+    ):
+        yield c, settings
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_every_endpoint_is_in_the_matrix(database_url: str) -> None:
+    routes = _routes(_settings(database_url))
+    unlisted = routes - PUBLIC - SELF - set(MATRIX)
+    assert not unlisted, f"add these endpoints to the permission matrix: {sorted(unlisted)}"
+    stale = (set(MATRIX) | PUBLIC | SELF) - routes
+    assert not stale, f"the matrix lists endpoints that no longer exist: {sorted(stale)}"
+
+
+async def test_data_endpoints_refuse_callers_without_a_token(
+    app_client: tuple[httpx.AsyncClient, Settings],
+) -> None:
+    client, _ = app_client
+    for (method, _path), probe in MATRIX.items():
+        url = probe.url if isinstance(probe, Listing) else probe.url("E001")
+        r = await client.request(method, url)
+        assert r.status_code == 401, (method, url, r.status_code)
+        assert r.headers["www-authenticate"] == "Bearer"
+        r = await client.request(method, url, headers={"Authorization": "Bearer not-a-token"})
+        assert r.status_code == 401, (method, url, r.status_code)
+
+
+@pytest.mark.parametrize("username", sorted(SCOPED_USERS))
+async def test_no_object_leaks_out_of_scope(
+    username: str,
+    database_url: str,
+    enterprises: dict[str, str],
+    app_client: tuple[httpx.AsyncClient, Settings],
+) -> None:
+    client, settings = app_client
+    role, regions, enterprise = SCOPED_USERS[username]
+    user = ensure_user(database_url, username, role, regions, enterprise)
+    headers = bearer(settings, user)
+    scope = Scope.for_role(role, regions=regions, enterprise_id=enterprise)
+    visible = {e for e, region in enterprises.items() if scope.covers(region, e)}
+    assert visible, "every test user should see something"
+    assert scope.national or len(visible) < len(enterprises)
+
+    for (method, path), probe in MATRIX.items():
+        if isinstance(probe, Listing):
+            r = await client.request(method, probe.url, params=probe.params, headers=headers)
+            assert r.status_code == 200, (username, path, r.text)
+            seen = probe.enterprises(r.json())
+            leaked = (
+                {e if e in enterprises else f"{e} (region)" for e in seen}
+                - visible
+                - {f"{r_} (region)" for r_ in set(enterprises.values())}
+            )
+            if path == "/api/v1/regions":
+                # Count per region: the enterprises of the scope in that region, exactly.
+                expected = sorted(enterprises[e] for e in visible)
+                assert sorted(seen) == expected, (username, path)
+                continue
+            assert not leaked, (username, path, sorted(leaked))
+            assert set(seen) <= visible, (username, path, sorted(set(seen) - visible))
+            if probe.complete:
+                assert set(seen) == visible, (username, path)
+            continue
+        for ent in enterprises:
+            url = probe.url(ent)
+            body = probe.body(ent) if probe.body else None
+            r = await client.request(method, url, json=body, headers=headers)
+            if ent in visible:
+                assert r.status_code in probe.allowed, (username, method, url, r.text)
+            else:
+                assert r.status_code == 404, (username, method, url, r.status_code, r.text)
+                # The refusal says nothing about the object beyond the id asked for.
+                assert set(r.json()) == {"detail"}, r.text
