@@ -1,5 +1,8 @@
 """The human side of an alarm: lifecycle, routing, escalation, delivery channels.
 
-Empty until the alerting issue: the package exists so that the layering
-contracts in pyproject.toml are checked from the first commit.
+- `alerts.lifecycle`: open → acknowledged → resolved, re-opening, the audit trail;
+- `alerts.notification`, `alerts.texts`: what people are told, in Russian and Kazakh;
+- `alerts.channels`: Web Push, e-mail, webhook, MQTT to the workers' app, apprise URLs;
+- `alerts.delivery`: one delivery per (change, recipient, channel, address), retried
+  with backoff, logged, resumable after a crash.
 """

@@ -37,6 +37,7 @@ __all__ = [
     "ScopeDep",
     "SettingsDep",
     "SignerDep",
+    "StreamUser",
 ]
 
 TOKEN_URL = "/api/v1/login/access-token"
@@ -96,6 +97,25 @@ async def get_current_user(
 
 
 CurrentUser = Annotated[UserRow, Depends(get_current_user)]
+
+_oauth2_optional = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+
+
+async def get_stream_user(
+    conn: ConnDep,
+    signer: SignerDep,
+    header_token: Annotated[str | None, Depends(_oauth2_optional)],
+    access_token: str | None = None,
+) -> UserRow:
+    """`get_current_user` for streams: browsers' EventSource cannot send an Authorization
+    header, so the access token may come as the ``access_token`` query parameter."""
+    token = header_token or access_token
+    if not token:
+        raise _unauthorized("Not authenticated")
+    return await get_current_user(conn, signer, token)
+
+
+StreamUser = Annotated[UserRow, Depends(get_stream_user)]
 
 
 def get_scope(user: CurrentUser) -> Scope:

@@ -14,7 +14,10 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from psycopg_pool import AsyncConnectionPool
 
-from api.routes import enterprises, health, login, regions, sensors, users
+from alerts.lifecycle import LifecycleError
+from api.feed import AlertFeed
+from api.routes import alerts, enterprises, health, login, regions, sensors, users
+from api.schemas import AlertPublic
 from api.security import TokenSigner
 from core.catalogue import load_catalogue
 from core.errors import ConfigError
@@ -54,11 +57,15 @@ def create_app(settings: Settings) -> FastAPI:
             dsn, open=False, check=AsyncConnectionPool.check_connection, name="qorgau-api"
         )
         await pool.open()
+        feed = AlertFeed(dsn, pool, AlertPublic.from_row, app.state.catalogue)
         try:
             await pool.wait()
             app.state.pool = pool
+            app.state.feed = feed
+            await feed.start()
             yield
         finally:
+            await feed.stop()
             await pool.close()
 
     app = FastAPI(title="Qorgau API", description=_DESCRIPTION, lifespan=lifespan)
@@ -77,6 +84,8 @@ def create_app(settings: Settings) -> FastAPI:
     v1.include_router(regions.router)
     v1.include_router(enterprises.router)
     v1.include_router(sensors.router)
+    v1.include_router(alerts.router)
     app.include_router(v1)
     app.include_router(health.lb_router)
+    app.add_exception_handler(LifecycleError, alerts.lifecycle_error_handler)
     return app

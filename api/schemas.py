@@ -10,20 +10,28 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerts.lifecycle import MAX_COMMENT, Resolution
 from api.security import TokenPair
 from core.catalogue import Catalogue
+from storage.alerting import AlertRow, HistoryRow
 from storage.people import UserRow
 from storage.queries import ReadingBucket, ReadingPoint, SensorRow
 
 __all__ = [
+    "AlertDetailPublic",
+    "AlertPagePublic",
+    "AlertPublic",
     "CheckPublic",
+    "CommentRequest",
     "EnterprisePublic",
     "HealthPublic",
+    "HistoryPublic",
     "ReadinessPublic",
     "ReadingPointPublic",
     "ReadingSeriesPublic",
     "RefreshRequest",
     "RegionPublic",
+    "ResolveRequest",
     "SensorPublic",
     "TokenPublic",
     "UserPublic",
@@ -215,3 +223,128 @@ class UserPublic(_Public):
             language=row.language,
             email=row.email,
         )
+
+
+class AlertPublic(_Public):
+    """One alert as people see it: the machine's view of the condition and theirs."""
+
+    id: int = Field(description="The alert's number; stable across re-openings.")
+    enterprise_id: str
+    region_id: str | None = Field(description="ISO 3166-2:KZ code of the enterprise's region.")
+    sensor_id: str | None = Field(description="The sensor, or 'worker:<id>' for an SOS report.")
+    zone_id: str | None
+    hazard: str | None = Field(description="Hazard id from the catalogue, e.g. 'co'.")
+    unit: str | None = Field(description="Unit of `value` and `limit` (the hazard's canonical).")
+    kind: str = Field(
+        description="threshold, ceiling, stel, twa, fire, anomaly, sensor_fault, stale or sos."
+    )
+    source: str = Field(description="What raised it: a rule, or 'model:...' for online models.")
+    severity: str = Field(description="'warning' or 'critical'.")
+    status: str = Field(description="Where people are with it: open, acknowledged, resolved.")
+    active: bool = Field(description="Whether the condition is still going on (machine view).")
+    opened_at: datetime = Field(description="Event time of the reading that opened it.")
+    value: float | None = Field(description="The value behind the latest change, in `unit`.")
+    limit: float | None = Field(description="The limit crossed, in `unit`.")
+    message: str
+    escalated_at: datetime | None = Field(description="When it became critical.")
+    cleared_at: datetime | None = Field(description="When the condition cleared.")
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None = Field(description="User name of who acknowledged it.")
+    resolved_at: datetime | None
+    resolved_by: str | None = Field(description="User name; null when the machine resolved it.")
+    resolution: str | None = Field(
+        description="real_incident, false_alarm, sensor_fault, drill, other, or auto_cleared."
+    )
+    resolution_comment: str | None
+    reopened_count: int = Field(description="Times the condition came back (count).")
+    escalation_level: int = Field(
+        description="Steps up the escalation chain while unacknowledged (count)."
+    )
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: AlertRow, catalogue: Catalogue) -> AlertPublic:
+        hazard = catalogue.get(row.hazard) if row.hazard else None
+        return cls(
+            id=row.id,
+            enterprise_id=row.enterprise_id,
+            region_id=row.region_id,
+            sensor_id=row.sensor_id,
+            zone_id=row.zone_id,
+            hazard=row.hazard,
+            unit=hazard.unit if hazard is not None else None,
+            kind=row.kind,
+            source=row.source,
+            severity=row.severity,
+            status=row.status,
+            active=row.state == "open",
+            opened_at=row.opened_at,
+            value=row.value,
+            limit=row.limit_value,
+            message=row.message,
+            escalated_at=row.escalated_at,
+            cleared_at=row.cleared_at,
+            acknowledged_at=row.acknowledged_at,
+            acknowledged_by=row.acknowledged_by,
+            resolved_at=row.resolved_at,
+            resolved_by=row.resolved_by,
+            resolution=row.resolution,
+            resolution_comment=row.resolution_comment,
+            reopened_count=row.reopened_count,
+            escalation_level=row.escalation_level,
+            updated_at=row.updated_at,
+        )
+
+
+class AlertPagePublic(_Public):
+    total: int = Field(description="Alerts matching the filter (count), over all pages.")
+    items: list[AlertPublic]
+
+
+class HistoryPublic(_Public):
+    at: datetime = Field(description="Event time (machine) or when the person acted.")
+    actor: str = Field(description="A user name, or 'machine'.")
+    action: str = Field(
+        description="open, escalate, clear, retract, reopen, acknowledge, resolve, "
+        "auto_resolve, comment, remind or escalate_level."
+    )
+    status: str = Field(description="The alert's status after the change.")
+    severity: str
+    value: float | None = Field(description="The value behind a machine change, in the unit.")
+    reason: str | None
+    comment: str | None
+
+    @classmethod
+    def from_row(cls, row: HistoryRow) -> HistoryPublic:
+        return cls(
+            at=row.at,
+            actor=row.actor,
+            action=row.action,
+            status=row.status,
+            severity=row.severity,
+            value=row.value,
+            reason=row.reason,
+            comment=row.comment,
+        )
+
+
+class AlertDetailPublic(_Public):
+    alert: AlertPublic
+    history: list[HistoryPublic] = Field(description="Every change, oldest first.")
+    readings: ReadingSeriesPublic | None = Field(
+        description="The sensor's readings from 30 min before the alert opened to 30 min "
+        "after it cleared (or now); null for alerts without a sensor (SOS)."
+    )
+
+
+class ResolveRequest(BaseModel):
+    reason: Resolution = Field(
+        description="real_incident, false_alarm, sensor_fault, drill or other."
+    )
+    comment: str | None = Field(
+        default=None, max_length=MAX_COMMENT, description="Required when the reason is 'other'."
+    )
+
+
+class CommentRequest(BaseModel):
+    text: str = Field(min_length=1, max_length=MAX_COMMENT)

@@ -1,4 +1,6 @@
-"""What safety detection writes: alert changes, per-minute exposures, checkpoints, reports.
+"""What safety detection writes: per-minute exposures, checkpoints, reports, model scores.
+
+Alert changes go through `alerts.lifecycle.apply_machine_events`.
 
 All functions take a connection and run in the caller's transaction, so a
 worker commits a batch's readings, alerts, exposures and checkpoints together.
@@ -13,7 +15,6 @@ from typing import Any
 
 import psycopg
 
-from core.alarms import AlertAction, AlertEvent
 from core.types import Reading
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
     "load_checkpoint",
     "load_model_state",
     "readings_since_checkpoint",
-    "record_alert_events",
     "save_checkpoint",
     "save_model_state",
     "store_exposures",
@@ -85,69 +85,6 @@ class ReportRecord:
     lat: float | None
     lon: float | None
     photo_ref: str | None
-
-
-async def record_alert_events(conn: psycopg.AsyncConnection, events: Sequence[AlertEvent]) -> None:
-    """Apply alert changes to ``alerts`` and append them to ``alert_events``; idempotent."""
-    async with conn.cursor() as cur:
-        for e in events:
-            if e.action is AlertAction.OPEN:
-                # A leftover open alert for the same (sensor, kind) under another key
-                # (state lost before a checkpoint) is closed, never duplicated.
-                await cur.execute(
-                    "UPDATE alerts SET state = 'cleared', cleared_at = %s, updated_at = now()"
-                    " WHERE sensor_id = %s AND kind = %s AND source = %s AND state = 'open'"
-                    " AND alert_key <> %s",
-                    (e.ts, e.sensor_id, e.kind.value, str(e.details.get("source", "")), e.key),
-                )
-                await cur.execute(
-                    "INSERT INTO alerts (alert_key, enterprise_id, sensor_id, hazard, kind,"
-                    " severity, state, opened_at, value, message, zone_id, limit_value, source)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, 'open', %s, %s, %s, %s, %s, %s)"
-                    " ON CONFLICT (alert_key) DO NOTHING",
-                    (
-                        e.key,
-                        e.enterprise_id,
-                        e.sensor_id,
-                        e.hazard,
-                        e.kind.value,
-                        e.severity.value,
-                        e.ts,
-                        e.value,
-                        e.message,
-                        e.zone_id,
-                        e.limit,
-                        str(e.details.get("source", "")),
-                    ),
-                )
-            elif e.action is AlertAction.ESCALATE:
-                await cur.execute(
-                    "UPDATE alerts SET severity = %s, escalated_at = %s, value = %s, message = %s,"
-                    " limit_value = %s, updated_at = now() WHERE alert_key = %s",
-                    (e.severity.value, e.ts, e.value, e.message, e.limit, e.key),
-                )
-            elif e.action is AlertAction.RETRACT:
-                # A late reading showed it opened elsewhere; the right one follows.
-                await cur.execute(
-                    "UPDATE alerts SET state = 'retracted', updated_at = now()"
-                    " WHERE alert_key = %s",
-                    (e.key,),
-                )
-            else:
-                await cur.execute(
-                    "UPDATE alerts SET state = 'cleared', cleared_at = %s, updated_at = now()"
-                    " WHERE alert_key = %s AND state = 'open'",
-                    (e.ts, e.key),
-                )
-        if events:
-            await cur.executemany(
-                "INSERT INTO alert_events (alert_key, action, ts, severity, value, message)"
-                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [
-                    (e.key, e.action.value, e.ts, e.severity.value, e.value, e.message)
-                    for e in events
-                ],
-            )
 
 
 async def store_exposures(conn: psycopg.AsyncConnection, rows: Sequence[ExposureRecord]) -> None:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import structlog
 
+from alerts.lifecycle import apply_machine_events
 from core.alarms import AlertEvent
 from core.errors import InvalidReading
 from core.types import Reading
@@ -35,7 +36,6 @@ from storage.detection import (
     load_checkpoint,
     load_model_state,
     readings_since_checkpoint,
-    record_alert_events,
     save_checkpoint,
     save_model_state,
     store_exposures,
@@ -213,7 +213,7 @@ class BatchProcessor:
                     for e in self.detector.drain_exposures()
                 ],
             )
-            await record_alert_events(conn, out.alerts)
+            await apply_machine_events(conn, out.alerts)
             if publish is not None:
                 await publish(out.alerts)  # limit alarms leave before any model runs
             if self.models is not None and checked:
@@ -249,7 +249,7 @@ class BatchProcessor:
             events += models.process(r, faulty=faulty, covered=covered)
         out.model_s = time.thread_time() - started
         await store_scores(conn, models.drain_scores())
-        await record_alert_events(conn, events)
+        await apply_machine_events(conn, events)
         if publish is not None:
             await publish(events)
         out.alerts += events
@@ -274,7 +274,7 @@ class BatchProcessor:
         what it raises."""
         events = self.detector.advance_by(seconds)
         if events:
-            await record_alert_events(conn, events)
+            await apply_machine_events(conn, events)
             await self._checkpoint(conn, {e.enterprise_id for e in events})
         return events
 

@@ -32,6 +32,7 @@ import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
+from alerts.lifecycle import apply_machine_events
 from core.alarms import AlertEvent
 from core.catalogue import Catalogue
 from core.errors import ConfigError, InvalidReading
@@ -39,7 +40,7 @@ from core.limits import Limits
 from core.reference import ReferenceData
 from core.settings import Settings
 from core.types import Reading
-from storage.detection import record_alert_events, store_report
+from storage.detection import store_report
 from stream import transport
 from stream.codec import dead_letter, decode_envelope, normalise
 from stream.detection.detector import Detector
@@ -278,7 +279,7 @@ def build_app(
             ) -> None:
                 await store_report(conn, record)
                 if alert is not None:
-                    await record_alert_events(conn, [alert])
+                    await apply_machine_events(conn, [alert])
                     await publish([alert])
 
             await with_retry("report", body)

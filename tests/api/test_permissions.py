@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
+from alerts.lifecycle import apply_machine_events
 from api import create_app
-from core.access import Scope
+from core.access import Role, Scope
+from core.alarms import AlertAction, AlertEvent, AlertKind, Severity
 from core.settings import Settings
 from tests.people import SCOPED_USERS, bearer, ensure_user
 
@@ -37,6 +40,8 @@ class Item:
     body: Callable[[str], Json] | None = None
     # Statuses that mean "you were let in" (a write may answer 409 on a second try).
     allowed: frozenset[int] = frozenset({200})
+    # Roles refused whatever the object (403: the answer depends on the role alone).
+    refused: frozenset[Role] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,11 @@ class Listing:
     # Whether the list must hold *every* enterprise of the scope (not just none outside it).
     complete: bool = True
 
+
+# One alert per enterprise, opened by the `alerts_everywhere` fixture: enterprise -> id.
+ALERT_OF: dict[str, int] = {}
+_ACTS = frozenset({200, 409})  # done, or already done by someone before
+_NOT_WORKERS = frozenset({Role.WORKER})
 
 # (method, path template) -> how to probe it.
 MATRIX: dict[tuple[str, str], Item | Listing] = {
@@ -69,7 +79,33 @@ MATRIX: dict[tuple[str, str], Item | Listing] = {
     ("GET", "/api/v1/sensors/{sensor_id}/readings"): Item(
         lambda e: f"/api/v1/sensors/{e}-S01/readings"
     ),
+    ("GET", "/api/v1/alerts"): Listing(
+        "/api/v1/alerts",
+        lambda body: [a["enterprise_id"] for a in body["items"]],
+        # The matrix's own alerts: opened at the fixture's instant.
+        params={"since": "2026-01-05T09:00:00Z", "until": "2026-01-05T09:00:01Z", "limit": "500"},
+    ),
+    ("GET", "/api/v1/alerts/{alert_id}"): Item(lambda e: f"/api/v1/alerts/{ALERT_OF[e]}"),
+    ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): Item(
+        lambda e: f"/api/v1/alerts/{ALERT_OF[e]}/acknowledge", "POST", None, _ACTS, _NOT_WORKERS
+    ),
+    ("POST", "/api/v1/alerts/{alert_id}/resolve"): Item(
+        lambda e: f"/api/v1/alerts/{ALERT_OF[e]}/resolve",
+        "POST",
+        lambda e: {"reason": "drill", "comment": "permission matrix"},
+        _ACTS,
+        _NOT_WORKERS,
+    ),
+    ("POST", "/api/v1/alerts/{alert_id}/comments"): Item(
+        lambda e: f"/api/v1/alerts/{ALERT_OF[e]}/comments",
+        "POST",
+        lambda e: {"text": "seen"},
+        frozenset({200}),
+        _NOT_WORKERS,
+    ),
 }
+# Streams are probed by their own test (test_live_feed_is_scoped in test_alerts.py).
+STREAMS = {("GET", "/api/v1/alerts/feed")}
 
 # Endpoints anyone may call, and those about the signed-in caller alone.
 PUBLIC = {
@@ -104,6 +140,36 @@ def enterprises(database_url: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
+async def alerts_everywhere(database_url: str, enterprises: dict[str, str]) -> dict[str, int]:
+    """An open alert in every enterprise, on sensors only this module uses."""
+    t = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    events = [
+        AlertEvent(
+            action=AlertAction.OPEN,
+            key=f"{e}-matrix|threshold|{t.isoformat()}",
+            kind=AlertKind.THRESHOLD,
+            severity=Severity.CRITICAL,
+            enterprise_id=e,
+            sensor_id=f"{e}-matrix",
+            hazard="co",
+            ts=t,
+            value=90.0,
+            message="CO 90 mg/m3",
+            details={"source": "rule"},
+        )
+        for e in enterprises
+    ]
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        await apply_machine_events(conn, events)
+        cur = await conn.execute(
+            "SELECT enterprise_id, id FROM alerts WHERE sensor_id LIKE '%%-matrix'"
+        )
+        ALERT_OF.update(dict(await cur.fetchall()))
+    assert set(ALERT_OF) == set(enterprises)
+    return ALERT_OF
+
+
+@pytest.fixture(scope="module")
 async def app_client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
     settings = _settings(database_url)
     app = create_app(settings)
@@ -117,14 +183,14 @@ async def app_client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient
 @pytest.mark.asyncio(loop_scope="session")
 async def test_every_endpoint_is_in_the_matrix(database_url: str) -> None:
     routes = _routes(_settings(database_url))
-    unlisted = routes - PUBLIC - SELF - set(MATRIX)
+    unlisted = routes - PUBLIC - SELF - STREAMS - set(MATRIX)
     assert not unlisted, f"add these endpoints to the permission matrix: {sorted(unlisted)}"
-    stale = (set(MATRIX) | PUBLIC | SELF) - routes
+    stale = (set(MATRIX) | PUBLIC | SELF | STREAMS) - routes
     assert not stale, f"the matrix lists endpoints that no longer exist: {sorted(stale)}"
 
 
 async def test_data_endpoints_refuse_callers_without_a_token(
-    app_client: tuple[httpx.AsyncClient, Settings],
+    app_client: tuple[httpx.AsyncClient, Settings], alerts_everywhere: dict[str, int]
 ) -> None:
     client, _ = app_client
     for (method, _path), probe in MATRIX.items():
@@ -142,6 +208,7 @@ async def test_no_object_leaks_out_of_scope(
     database_url: str,
     enterprises: dict[str, str],
     app_client: tuple[httpx.AsyncClient, Settings],
+    alerts_everywhere: dict[str, int],
 ) -> None:
     client, settings = app_client
     role, regions, enterprise = SCOPED_USERS[username]
@@ -176,7 +243,9 @@ async def test_no_object_leaks_out_of_scope(
             url = probe.url(ent)
             body = probe.body(ent) if probe.body else None
             r = await client.request(method, url, json=body, headers=headers)
-            if ent in visible:
+            if role in probe.refused:
+                assert r.status_code == 403, (username, method, url, r.status_code, r.text)
+            elif ent in visible:
                 assert r.status_code in probe.allowed, (username, method, url, r.text)
             else:
                 assert r.status_code == 404, (username, method, url, r.status_code, r.text)
