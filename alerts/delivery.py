@@ -118,6 +118,15 @@ class Backoff:
         return min(self.max_s, jittered)
 
 
+async def _returns(outcome: DeliveryOutcome) -> DeliveryOutcome:
+    return outcome
+
+
+def _done(outcome: DeliveryOutcome) -> Awaitable[DeliveryOutcome]:
+    """An outcome known already, as an awaitable like a delivery being driven."""
+    return _returns(outcome)
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -204,6 +213,7 @@ class Deliverer:
         self._lease = timedelta(seconds=lease_s if lease_s is not None else attempt_timeout_s + 30)
         self._max_retry_after_s = max_retry_after_s
         self._id = uuid.uuid4().hex[:12]
+        self._driving: set[asyncio.Task[DeliveryOutcome]] = set()
 
     def _token(self) -> str:
         # One token per drive: two concurrent deliver() calls of one deliverer are rivals too.
@@ -213,6 +223,17 @@ class Deliverer:
         self, notification: Notification, recipient: Recipient, target: Target
     ) -> DeliveryOutcome:
         """Deliver once (idempotently) and return where the delivery stands."""
+        return await (await self.enqueue(notification, recipient, target))
+
+    async def enqueue(
+        self, notification: Notification, recipient: Recipient, target: Target
+    ) -> Awaitable[DeliveryOutcome]:
+        """Record the delivery in the log (durably, before returning) and start driving it.
+
+        Returns an awaitable of the outcome; a dispatcher can acknowledge its input as
+        soon as this returns, since a recorded delivery that its driver does not finish
+        is finished by `resume_pending`.
+        """
         token = self._token()
         now = self._clock()
         async with self._pool.connection() as conn:
@@ -246,7 +267,7 @@ class Deliverer:
                 if existing is None:  # only if someone deleted it this instant
                     raise RuntimeError(f"delivery of {notification.change_id!r} vanished")
                 if existing.status in FINAL_STATUSES:
-                    return _outcome(existing, duplicate=True)
+                    return _done(_outcome(existing, duplicate=True))
                 row = await claim_delivery(
                     conn,
                     delivery_id=existing.id,
@@ -255,7 +276,7 @@ class Deliverer:
                     claimed_until=now + self._lease,
                 )
                 if row is None:  # someone else is driving it right now
-                    return _outcome(existing, duplicate=True)
+                    return _done(_outcome(existing, duplicate=True))
                 log.info(
                     "delivery taken over",
                     delivery_id=row.id,
@@ -263,7 +284,13 @@ class Deliverer:
                     status=row.status,
                     attempts=row.attempts,
                 )
-        return await self._drive(row, notification, recipient, target, token, fresh=fresh)
+        task = asyncio.create_task(
+            self._drive(row, notification, recipient, target, token, fresh=fresh),
+            name=f"deliver-{row.id}",
+        )
+        self._driving.add(task)
+        task.add_done_callback(self._driving.discard)
+        return task
 
     async def resume_pending(
         self, *, limit: int = 100, concurrency: int = 8
@@ -290,8 +317,15 @@ class Deliverer:
 
         return list(await asyncio.gather(*(one(r) for r in rows)))
 
-    async def close(self) -> None:
-        """Close the channels this deliverer was given."""
+    async def close(self, grace_s: float = 5.0) -> None:
+        """Give deliveries in flight ``grace_s`` to finish, stop the rest (their rows stay
+        claimed until the lease lapses, then `resume_pending` finishes them), and close the
+        channels this deliverer was given."""
+        if self._driving:
+            _, unfinished = await asyncio.wait(set(self._driving), timeout=grace_s)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
         for channel in self._channels.values():
             await channel.close()
 

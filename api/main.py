@@ -14,9 +14,20 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from psycopg_pool import AsyncConnectionPool
 
+from alerts.channels.webpush import public_key_b64url, resolve_vapid_key
 from alerts.lifecycle import LifecycleError
 from api.feed import AlertFeed
-from api.routes import alerts, enterprises, health, login, regions, sensors, users
+from api.routes import (
+    alerts,
+    deliveries,
+    enterprises,
+    health,
+    login,
+    push,
+    regions,
+    sensors,
+    users,
+)
 from api.schemas import AlertPublic
 from api.security import TokenSigner
 from core.catalogue import load_catalogue
@@ -45,7 +56,8 @@ are downsampled into time buckets with average, minimum, maximum and count.
 def create_app(settings: Settings) -> FastAPI:
     """The API application for ``settings``; PostgreSQL is required.
 
-    Raises `ConfigError` if ``settings.database_url`` is unset.
+    Raises `ConfigError` if ``settings.database_url`` is unset or there is no usable
+    VAPID key (see `alerts.channels.webpush.resolve_vapid_key`).
     """
     dsn = settings.database_url
     if dsn is None:
@@ -76,6 +88,14 @@ def create_app(settings: Settings) -> FastAPI:
         access_minutes=settings.access_token_minutes,
         refresh_hours=settings.refresh_token_hours,
     )
+    vapid = settings.vapid_private_key
+    app.state.vapid_public_key = public_key_b64url(
+        resolve_vapid_key(
+            vapid.get_secret_value() if vapid is not None else None,
+            settings.state_dir,
+            environment=settings.environment,
+        )
+    )
 
     v1 = APIRouter(prefix=API_PREFIX)
     v1.include_router(health.router)
@@ -85,6 +105,8 @@ def create_app(settings: Settings) -> FastAPI:
     v1.include_router(enterprises.router)
     v1.include_router(sensors.router)
     v1.include_router(alerts.router)
+    v1.include_router(push.router)
+    v1.include_router(deliveries.router)
     app.include_router(v1)
     app.include_router(health.lb_router)
     app.add_exception_handler(LifecycleError, alerts.lifecycle_error_handler)

@@ -6,26 +6,39 @@ canonical unit of their hazard (``unit`` of the series, from the hazard catalogu
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from datetime import datetime
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerts.lifecycle import MAX_COMMENT, Resolution
 from api.security import TokenPair
 from core.catalogue import Catalogue
 from storage.alerting import AlertRow, HistoryRow
-from storage.people import UserRow
+from storage.deliveries import DeliveryAttemptRow, DeliveryLogRow, DeliveryRow
+from storage.people import PushSubscriptionRow, UserRow
 from storage.queries import ReadingBucket, ReadingPoint, SensorRow
 
 __all__ = [
+    "MAX_PUSH_ENDPOINT",
     "AlertDetailPublic",
     "AlertPagePublic",
     "AlertPublic",
     "CheckPublic",
     "CommentRequest",
+    "DeliveryAttemptPublic",
+    "DeliveryDetailPublic",
+    "DeliveryPublic",
     "EnterprisePublic",
     "HealthPublic",
     "HistoryPublic",
+    "PushKeysRequest",
+    "PushSubscriptionPublic",
+    "PushSubscriptionRequest",
     "ReadinessPublic",
     "ReadingPointPublic",
     "ReadingSeriesPublic",
@@ -35,6 +48,8 @@ __all__ = [
     "SensorPublic",
     "TokenPublic",
     "UserPublic",
+    "VapidPublicKeyPublic",
+    "redact_address",
 ]
 
 
@@ -348,3 +363,265 @@ class ResolveRequest(BaseModel):
 
 class CommentRequest(BaseModel):
     text: str = Field(min_length=1, max_length=MAX_COMMENT)
+
+
+# --- Web Push subscriptions ---------------------------------------------------------------
+
+MAX_PUSH_ENDPOINT = 2048
+# Plain http is for push services on this machine only (tests, a local push server).
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_B64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+
+
+def _b64url_bytes(value: str, name: str) -> bytes:
+    """The bytes of base64url text (padding optional); ValueError naming ``name`` otherwise."""
+    if not _B64URL.fullmatch(value):
+        raise ValueError(f"{name} must be base64url (A-Z a-z 0-9 - _)")
+    raw = value.rstrip("=")
+    try:
+        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"{name} is not valid base64url: {exc}") from exc
+
+
+def _b64url_text(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class VapidPublicKeyPublic(_Public):
+    public_key: str = Field(
+        description="The VAPID application server key: base64url of the uncompressed P-256 "
+        "point (65 bytes). Pass it as `applicationServerKey` to `pushManager.subscribe`."
+    )
+
+
+class PushKeysRequest(BaseModel):
+    p256dh: str = Field(
+        max_length=200,
+        description="The browser's P-256 public key: base64url of the uncompressed point "
+        "(65 bytes, starting 0x04).",
+    )
+    auth: str = Field(
+        max_length=100,
+        description="The subscription's authentication secret: base64url of 16 bytes.",
+    )
+
+    @field_validator("p256dh")
+    @classmethod
+    def _p256_point(cls, value: str) -> str:
+        raw = _b64url_bytes(value, "p256dh")
+        if len(raw) != 65 or raw[0] != 0x04:
+            raise ValueError(
+                f"p256dh must be an uncompressed P-256 point (65 bytes starting 0x04), "
+                f"got {len(raw)} bytes"
+            )
+        try:
+            ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+        except ValueError as exc:
+            raise ValueError("p256dh is not a point on the P-256 curve") from exc
+        return _b64url_text(raw)  # stored unpadded, as push libraries expect
+
+    @field_validator("auth")
+    @classmethod
+    def _auth_secret(cls, value: str) -> str:
+        raw = _b64url_bytes(value, "auth")
+        if len(raw) != 16:
+            raise ValueError(f"auth must be 16 bytes, got {len(raw)}")
+        return _b64url_text(raw)
+
+
+class PushSubscriptionRequest(BaseModel):
+    """A browser's ``PushSubscription.toJSON()``, as is."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    endpoint: str = Field(
+        max_length=MAX_PUSH_ENDPOINT,
+        description="The push service URL of this browser (https://).",
+    )
+    expiration_time: float | None = Field(
+        default=None,
+        alias="expirationTime",
+        description="When the push service will drop the subscription, in milliseconds since "
+        "the Unix epoch; null when it does not expire. Accepted and not stored: a dead "
+        "subscription is pruned when its push service answers 404 or 410.",
+    )
+    keys: PushKeysRequest
+
+    @field_validator("endpoint")
+    @classmethod
+    def _push_url(cls, value: str) -> str:
+        if any(c.isspace() or ord(c) < 0x20 for c in value):
+            raise ValueError("endpoint must be a URL without spaces")
+        try:
+            parts = urlsplit(value)
+            host = parts.hostname
+            _ = parts.port  # raises on a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"endpoint is not a valid URL: {exc}") from exc
+        if not host:
+            raise ValueError("endpoint must be an absolute URL with a host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("endpoint must not carry a user name or password")
+        if parts.scheme == "https" or (parts.scheme == "http" and host in _LOCAL_HOSTS):
+            return value
+        raise ValueError("endpoint must be an https:// URL (http:// only for 127.0.0.1/localhost)")
+
+
+class PushSubscriptionPublic(_Public):
+    """One of your browsers' subscriptions; its keys are never sent back."""
+
+    id: int = Field(description="The subscription's number (stable id).")
+    endpoint: str = Field(description="The push service URL of the browser.")
+    user_agent: str | None = Field(description="The browser that subscribed (User-Agent).")
+    created_at: datetime = Field(description="When the endpoint was first subscribed.")
+
+    @classmethod
+    def from_row(cls, row: PushSubscriptionRow) -> PushSubscriptionPublic:
+        return cls(
+            id=row.id, endpoint=row.endpoint, user_agent=row.user_agent, created_at=row.created_at
+        )
+
+
+# --- the delivery log ---------------------------------------------------------------------
+
+# Apprise schemes whose host part is a real host; in the others (tgram://TOKEN/...,
+# discord://ID/TOKEN...) the "host" is itself a secret.
+_APPRISE_HOSTED = frozenset(
+    {"http", "https", "json", "jsons", "xml", "xmls", "form", "forms", "mailto", "mailtos"}
+    | {"gotify", "gotifys", "mmost", "mmosts", "ntfys"}
+)
+
+
+def _url_parts(address: str) -> tuple[str, str, str, str] | None:
+    """(scheme, user info, host[:port], path+query+fragment) of a URL; None if it is none."""
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        return None
+    cut = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    netloc, tail = rest[:cut], rest[cut:]
+    userinfo, _, host = netloc.rpartition("@")
+    return scheme.lower(), userinfo, host, tail
+
+
+def redact_address(channel: str, address: str) -> str:
+    """The address as the delivery log shows it: URLs lose the tokens in their path and query.
+
+    >>> redact_address("webhook", "https://hooks.example.com:8443/T0K3N/x?sig=abc")
+    'https://hooks.example.com:8443'
+    >>> redact_address("webpush", "https://fcm.googleapis.com/fcm/send/dQw4w9WgXcQ:APA91b")
+    'https://fcm.googleapis.com/…'
+    >>> redact_address("apprise", "json://user:pw@alerts.example.kz/hook?token=1")
+    'json://alerts.example.kz'
+    >>> redact_address("apprise", "tgram://123456:AAHdqTcvCH1vGWJxfSeof/-1001234")
+    'tgram://…'
+    >>> redact_address("email", "inspector@example.kz"), redact_address("mqtt", "qorgau/v1/E001/app/W17/notify")
+    ('inspector@example.kz', 'qorgau/v1/E001/app/W17/notify')
+    """
+    if channel == "email":
+        return address
+    parts = _url_parts(address)
+    if parts is None:
+        return address if channel == "mqtt" else "…"
+    scheme, _, host, _ = parts
+    if channel == "webpush":
+        return f"{scheme}://{host}/…"
+    if channel == "apprise" and scheme not in _APPRISE_HOSTED:
+        return f"{scheme}://…"
+    return f"{scheme}://{host}"
+
+
+def _scrub(text: str | None, address: str, redacted: str) -> str | None:
+    """An error message without the address's secret parts (far ends may echo the URL).
+
+    >>> _scrub("POST https://h.example/T0K3N?sig=1: 403", "https://h.example/T0K3N?sig=1", "https://h.example")
+    'POST https://h.example: 403'
+    >>> _scrub("bad path /T0K3N?sig=1", "https://h.example/T0K3N?sig=1", "https://h.example")
+    'bad path …'
+    """
+    if not text or address == redacted:
+        return text
+    text = text.replace(address, redacted)
+    parts = _url_parts(address)
+    if parts is not None:
+        _, userinfo, host, tail = parts
+        for secret in (tail, userinfo, "" if host in redacted else host):
+            if len(secret) >= 4:  # shorter pieces ("/", "/x") say nothing and match too much
+                text = text.replace(secret, "…")
+    return text
+
+
+class DeliveryPublic(_Public):
+    """One notification to one recipient on one channel, as the admins' log shows it."""
+
+    id: int = Field(description="The delivery's number (stable id).")
+    change_id: str = Field(description="The alert change (or reminder, digest) it tells of.")
+    alert_key: str | None = Field(description="The alert's machine key; null for digests.")
+    recipient: str = Field(description="Who: 'user:<id>', or a worker's app.")
+    channel: str = Field(description="webpush, email, webhook, mqtt or apprise.")
+    address: str = Field(
+        description="Where, redacted: URLs keep only their scheme and host (push endpoints "
+        "end in '/…'); e-mail addresses and MQTT topics are shown as they are."
+    )
+    status: str = Field(description="pending, retrying, sent, failed, rejected or gone.")
+    attempts: int = Field(description="Attempts made so far (count).")
+    latency_ms: float | None = Field(
+        description="Round trip of the accepted attempt, in milliseconds; null until sent."
+    )
+    http_status: int | None = Field(
+        description="HTTP status code of the latest attempt; null for channels without HTTP "
+        "or when no answer came."
+    )
+    last_error: str | None = Field(description="Why the latest attempt did not succeed.")
+    created_at: datetime = Field(description="When the delivery was first asked for.")
+    next_attempt_at: datetime = Field(description="When an unfinished delivery is due again.")
+    sent_at: datetime | None = Field(description="When the far end accepted it.")
+
+    @classmethod
+    def from_row(cls, row: DeliveryLogRow | DeliveryRow) -> DeliveryPublic:
+        address = redact_address(row.channel, row.address)
+        return cls(
+            id=row.id,
+            change_id=row.change_id,
+            alert_key=row.alert_key,
+            recipient=row.recipient,
+            channel=row.channel,
+            address=address,
+            status=row.status,
+            attempts=row.attempts,
+            latency_ms=row.latency_ms,
+            http_status=row.http_status,
+            last_error=_scrub(row.last_error, row.address, address),
+            created_at=row.created_at,
+            next_attempt_at=row.next_attempt_at,
+            sent_at=row.sent_at,
+        )
+
+
+class DeliveryAttemptPublic(_Public):
+    attempt: int = Field(description="Which attempt, counting from 1 (count).")
+    at: datetime = Field(description="When the attempt finished.")
+    status: str = Field(description="sent, retry, rejected or gone.")
+    latency_ms: float = Field(description="How long the attempt took, in milliseconds.")
+    http_status: int | None = Field(
+        description="HTTP status code the far end answered; null without one."
+    )
+    error: str | None = Field(description="Why it did not succeed; null when it did.")
+
+    @classmethod
+    def from_row(
+        cls, row: DeliveryAttemptRow, *, address: str, channel: str
+    ) -> DeliveryAttemptPublic:
+        return cls(
+            attempt=row.attempt,
+            at=row.at,
+            status=row.status,
+            latency_ms=row.latency_ms,
+            http_status=row.http_status,
+            error=_scrub(row.error, address, redact_address(channel, address)),
+        )
+
+
+class DeliveryDetailPublic(_Public):
+    delivery: DeliveryPublic
+    attempts: list[DeliveryAttemptPublic] = Field(description="Every attempt, oldest first.")

@@ -123,6 +123,23 @@ class Settings(BaseSettings):
     access_token_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
     refresh_token_hours: float = Field(default=12.0, gt=0, le=30 * 24)
 
+    # Notifier: alert changes -> people.
+    routing_path: Path | None = Field(
+        default=None, description="routing file (default: the packaged core/data/routing.toml)"
+    )
+    notifier_group: str = "qorgau-notifier"
+    notifier_tick_s: float = Field(
+        default=5.0, gt=0, description="seconds between escalation/digest/late-route checks"
+    )
+    notifier_resume_s: float = Field(
+        default=30.0, gt=0, description="seconds between sweeps for deliveries left unfinished"
+    )
+    notifier_max_age_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="alert changes older than this (event time) are not sent to anyone",
+    )
+
     # Delivery channels.
     smtp_url: str | None = Field(
         default=None, description="smtp://user:password@host:port (smtps:// for implicit TLS)"

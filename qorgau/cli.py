@@ -73,6 +73,22 @@ def cmd_bridge(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notifier(settings: Settings, _args: argparse.Namespace) -> int:
+    from stream.notifier import run_notifier
+
+    _require_db(settings)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_notifier(settings, stop)
+
+    asyncio.run(run())
+    return 0
+
+
 def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
     from core.limits import load_limits
     from stream.worker import run_worker
@@ -375,6 +391,12 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     if args.detection:
         run_detection_bench(args.readings, as_json=args.json)
         return 0
+    if args.alerts:
+        from qorgau.bench_alerts import print_alert_bench, run_alert_bench
+
+        result = run_alert_bench(settings, args)
+        print_alert_bench(result, as_json=args.json)
+        return 0 if result.missing == 0 else 1
     return run_bench(settings, args)
 
 
@@ -404,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("bridge", help="run the MQTT -> Kafka bridge")
     sub.add_parser("worker", help="run a Faust stream worker")
     sub.add_parser("api", help="run the HTTP API")
+    sub.add_parser("notifier", help="tell people: route alert changes, escalate, send digests")
     sim = sub.add_parser("simulate", help="publish simulated sensor readings over MQTT")
     sim.add_argument("--enterprises", help="comma-separated enterprise ids (default: all)")
     sim.add_argument("--seed", type=int, default=42)
@@ -489,6 +512,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure safety detection alone on one core (no brokers)",
     )
     bench.add_argument(
+        "--alerts",
+        action="store_true",
+        help="latency from a critical reading to Web Push accepted by a local push service, "
+        "under the --readings/--rate load (default rate 5000/s)",
+    )
+    bench.add_argument("--probes", type=int, default=60, help="critical readings (--alerts)")
+    bench.add_argument(
+        "--probe-every", type=float, default=1.0, help="seconds between probes (--alerts)"
+    )
+    bench.add_argument(
         "--models",
         action="store_true",
         help="measure every online anomaly detector: CPU per reading, memory, checkpoint size",
@@ -502,6 +535,7 @@ COMMANDS = {
     "migrate": cmd_migrate,
     "bridge": cmd_bridge,
     "worker": cmd_worker,
+    "notifier": cmd_notifier,
     "api": cmd_api,
     "simulate": cmd_simulate,
     "bench": cmd_bench,

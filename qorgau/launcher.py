@@ -121,7 +121,7 @@ class Stack:
     """Everything Qorgau needs on one machine. Use as a context manager or start()/stop()."""
 
     settings: Settings
-    components: tuple[str, ...] = ("bridge", "worker", "api")
+    components: tuple[str, ...] = ("bridge", "worker", "notifier", "api")
     simulate: bool = False
     simulate_args: tuple[str, ...] = ()
     children: list[Child] = field(default_factory=list)
@@ -318,6 +318,8 @@ class Stack:
             if "worker" in self.components:
                 for name in self.worker_names:
                     self.wait_ready(name)
+            if "notifier" in self.components:
+                self.wait_ready("notifier")
             if "api" in self.components:
                 self.api_url = f"http://{s.api_host}:{api_port}"
                 api = next(c for c in self.children if c.name == "api")

@@ -10,7 +10,9 @@ service answering 404 or 410 says the subscription is dead: `SendStatus.GONE`,
 and the deliverer prunes it.
 
 The application server key a browser subscribes with is
-`public_key_b64url` of the VAPID private key; `generate_vapid_key` makes one.
+`public_key_b64url` of the VAPID private key; `generate_vapid_key` makes one,
+and `resolve_vapid_key` decides which one a process signs with (the configured
+key, or in development the local stack's own, kept in its state directory).
 
 >>> private_pem, public = generate_vapid_key()
 >>> private_pem.startswith("-----BEGIN PRIVATE KEY-----"), len(public)
@@ -23,7 +25,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import time
+import uuid
+from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -45,13 +50,22 @@ from alerts.channels.base import (
 from alerts.notification import Notification, Recipient, Target
 from core.errors import ConfigError
 
-__all__ = ["MAX_PLAINTEXT", "WebPushChannel", "generate_vapid_key", "public_key_b64url"]
+__all__ = [
+    "DEV_VAPID_KEY_FILE",
+    "MAX_PLAINTEXT",
+    "WebPushChannel",
+    "generate_vapid_key",
+    "public_key_b64url",
+    "resolve_vapid_key",
+]
 
 # A push service takes at most 4096 bytes of body; aes128gcm spends 86 on its
 # header (with the 65-byte sender key), 16 on the tag and 1 on the delimiter.
 MAX_PLAINTEXT = 4096 - 86 - 16 - 1
 _JWT_LIFETIME_S = 12 * 3600  # RFC 8292 allows at most 24 h
 _JWT_RENEW_S = 3600  # sign anew when a cached token has less than this left
+# In development, the VAPID key of the local stack, shared by its API and its notifier.
+DEV_VAPID_KEY_FILE = "vapid-private.pem"
 
 
 def _b64url(data: bytes) -> str:
@@ -83,6 +97,78 @@ def generate_vapid_key() -> tuple[str, str]:
         serialization.NoEncryption(),
     ).decode("ascii")
     return pem, public_key_b64url(pem)
+
+
+def resolve_vapid_key(configured: str | None, state_dir: Path, *, environment: str) -> str:
+    """The VAPID private key this process signs with (PEM, or base64url as configured).
+
+    ``configured`` (``QORGAU_VAPID_PRIVATE_KEY``) wins and must be an EC P-256
+    private key. Without it, development uses ``state_dir / DEV_VAPID_KEY_FILE``,
+    creating it (mode 0600) on first use, so the API and the notifier of one local
+    stack hand out and sign with the same key; any other environment refuses.
+    Raises `ConfigError`.
+
+    >>> import tempfile
+    >>> state = tempfile.TemporaryDirectory()
+    >>> first = resolve_vapid_key(None, Path(state.name), environment="development")
+    >>> first.startswith("-----BEGIN PRIVATE KEY-----")
+    True
+    >>> resolve_vapid_key(None, Path(state.name), environment="development") == first
+    True
+    >>> oct((Path(state.name) / DEV_VAPID_KEY_FILE).stat().st_mode & 0o777)
+    '0o600'
+    >>> resolve_vapid_key(first, Path("/nonexistent"), environment="production") == first
+    True
+    >>> resolve_vapid_key("k", Path(state.name), environment="development")
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    core.errors.ConfigError: QORGAU_VAPID_PRIVATE_KEY is not a usable VAPID key: ...
+    >>> resolve_vapid_key(None, Path(state.name), environment="production")
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    core.errors.ConfigError: QORGAU_VAPID_PRIVATE_KEY is not set: ...
+    >>> state.cleanup()
+    """
+    if configured is not None and configured.strip():
+        _check_p256(configured, "QORGAU_VAPID_PRIVATE_KEY")
+        return configured
+    if environment != "development":
+        raise ConfigError(
+            "QORGAU_VAPID_PRIVATE_KEY is not set: Web Push needs a VAPID key outside"
+            " development (make one with py_vapid or `openssl ecparam -name prime256v1"
+            " -genkey | openssl pkcs8 -topk8 -nocrypt`)"
+        )
+    path = state_dir / DEV_VAPID_KEY_FILE
+    try:
+        return _check_p256(path.read_text(encoding="ascii"), str(path))
+    except FileNotFoundError:
+        pass
+    state_dir.mkdir(parents=True, exist_ok=True)
+    pem, _ = generate_vapid_key()
+    # Written whole under a temporary name, then linked into place: two processes
+    # starting together both end up with whichever key was linked first, never half a file.
+    tmp = state_dir / f".{DEV_VAPID_KEY_FILE}.{os.getpid()}.{uuid.uuid4().hex}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(pem)
+        os.link(tmp, path)
+    except FileExistsError:
+        return _check_p256(path.read_text(encoding="ascii"), str(path))
+    finally:
+        tmp.unlink(missing_ok=True)
+    return pem
+
+
+def _check_p256(private: str, source: str) -> str:
+    """``private`` itself if it is an EC P-256 private key; else `ConfigError` naming ``source``."""
+    try:
+        key = _load_vapid(private).private_key
+    except ConfigError as exc:
+        raise ConfigError(f"{source} is not a usable VAPID key: {exc}") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise ConfigError(f"{source} is not a usable VAPID key: it must be an EC P-256 key")
+    return private
 
 
 def public_key_b64url(private: Any) -> str:

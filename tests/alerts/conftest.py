@@ -7,6 +7,8 @@ request and answers with a scripted list of statuses (the last one repeats).
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import shutil
 import socket
 import subprocess
@@ -21,9 +23,17 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.notification import Notification
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def free_port() -> int:
@@ -116,6 +126,49 @@ async def http_receiver(
         yield receiver
     finally:
         await runner.cleanup()
+
+
+class _Mailbox:
+    """An aiosmtpd handler: keeps accepted messages; refuses recipients by their local part."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address.startswith("nobody@"):
+            return "550 5.1.1 no such user"
+        if address.startswith("busy@"):
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.envelopes.append(envelope)
+        return "250 Message accepted"
+
+
+@pytest.fixture
+async def smtp_server() -> Any:
+    """A real SMTP server (aiosmtpd) on a free port: ``(controller, mailbox)``."""
+    mailbox = _Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    await asyncio.to_thread(controller.start)
+    try:
+        yield controller, mailbox
+    finally:
+        await asyncio.to_thread(controller.stop)
+
+
+def subscription_keys() -> tuple[ec.EllipticCurvePrivateKey, str, bytes, str]:
+    """What a browser makes when it subscribes: a P-256 key pair and a 16-byte auth secret."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    public = private.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    auth = os.urandom(16)
+    return private, b64url(public), auth, b64url(auth)
 
 
 @pytest.fixture(scope="session")

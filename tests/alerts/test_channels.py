@@ -11,7 +11,6 @@ import asyncio
 import base64
 import email
 import email.policy
-import os
 import time
 from email.message import EmailMessage
 from typing import Any
@@ -21,9 +20,6 @@ import jwt
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -42,7 +38,12 @@ from alerts.channels import (
 from alerts.channels.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from alerts.notification import Recipient, Target
 from alerts.texts import render
-from tests.alerts.conftest import free_port, http_receiver, make_notification
+from tests.alerts.conftest import (
+    free_port,
+    http_receiver,
+    make_notification,
+    subscription_keys,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -56,38 +57,6 @@ def _b64url_decode(text: str) -> bytes:
 
 
 # --- e-mail -------------------------------------------------------------------------------
-
-
-class _Mailbox:
-    """An aiosmtpd handler: keeps accepted messages; refuses recipients by their local part."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Envelope] = []
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        if address.startswith("nobody@"):
-            return "550 5.1.1 no such user"
-        if address.startswith("busy@"):
-            return "451 4.3.0 try again later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted"
-
-
-@pytest.fixture
-async def smtp_server() -> Any:
-    mailbox = _Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    await asyncio.to_thread(controller.start)
-    try:
-        yield controller, mailbox
-    finally:
-        await asyncio.to_thread(controller.stop)
 
 
 async def test_email_is_bilingual_multipart_and_escaped(smtp_server: Any) -> None:
@@ -213,19 +182,9 @@ async def test_webhook_statuses_map_to_results() -> None:
 # --- Web Push -----------------------------------------------------------------------------
 
 
-def _subscription_keys() -> tuple[ec.EllipticCurvePrivateKey, str, bytes, str]:
-    """What a browser makes when it subscribes: a P-256 key pair and a 16-byte auth secret."""
-    private = ec.generate_private_key(ec.SECP256R1())
-    public = private.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
-    auth = os.urandom(16)
-    return private, _b64url(public), auth, _b64url(auth)
-
-
 async def test_webpush_is_encrypted_for_the_subscription_and_vapid_signed() -> None:
     vapid_pem, vapid_public = generate_vapid_key()
-    private, p256dh, auth, auth_b64 = _subscription_keys()
+    private, p256dh, auth, auth_b64 = subscription_keys()
     async with http_receiver([201]) as push_service:
         channel = WebPushChannel(
             vapid_private_key=vapid_pem, subject="mailto:ops@qorgau.kz", ttl_s=600
@@ -272,7 +231,7 @@ async def test_webpush_is_encrypted_for_the_subscription_and_vapid_signed() -> N
 
 async def test_webpush_gone_and_bad_keys() -> None:
     vapid_pem, _ = generate_vapid_key()
-    _, p256dh, _, auth_b64 = _subscription_keys()
+    _, p256dh, _, auth_b64 = subscription_keys()
     channel = WebPushChannel(vapid_private_key=vapid_pem, subject="mailto:ops@qorgau.kz")
     n, who = make_notification(severity="warning"), Recipient("user:9", "x")
     try:

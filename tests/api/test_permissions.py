@@ -2,14 +2,17 @@
 
 Each endpoint of the API is either public (health, sign-in), about the caller
 alone, or listed in `MATRIX` with how to ask it for an object of a given
-enterprise. For every test user and every seeded enterprise, an object inside
-the user's scope answers 200 and one outside answers 404 — never the object; a
-list holds only objects inside the scope. A new endpoint that is not added to
-the matrix fails `test_every_endpoint_is_in_the_matrix`.
+enterprise (or, for admins' pages, `AdminOnly`). For every test user and every
+seeded enterprise, an object inside the user's scope answers 200 and one
+outside answers 404 — never the object; a list holds only objects inside the
+scope; an admin-only endpoint answers 200 to the admin and 403 to every other
+role. A new endpoint that is not added to the matrix fails
+`test_every_endpoint_is_in_the_matrix`.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +27,7 @@ from api import create_app
 from core.access import Role, Scope
 from core.alarms import AlertAction, AlertEvent, AlertKind, Severity
 from core.settings import Settings
+from storage.deliveries import AttemptRecord, create_delivery, finish_attempt
 from tests.people import SCOPED_USERS, bearer, ensure_user
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -55,13 +59,22 @@ class Listing:
     complete: bool = True
 
 
+@dataclass(frozen=True)
+class AdminOnly:
+    """An endpoint for admins alone, whatever the object: 200 for an admin, 403 for the rest."""
+
+    url: Callable[[], str]
+
+
 # One alert per enterprise, opened by the `alerts_everywhere` fixture: enterprise -> id.
 ALERT_OF: dict[str, int] = {}
+# One logged delivery, made by the `a_delivery` fixture.
+DELIVERY: dict[str, int] = {}
 _ACTS = frozenset({200, 409})  # done, or already done by someone before
 _NOT_WORKERS = frozenset({Role.WORKER})
 
 # (method, path template) -> how to probe it.
-MATRIX: dict[tuple[str, str], Item | Listing] = {
+MATRIX: dict[tuple[str, str], Item | Listing | AdminOnly] = {
     ("GET", "/api/v1/regions"): Listing(
         "/api/v1/regions",
         # A region's count is the number of enterprises of the scope in it.
@@ -103,6 +116,10 @@ MATRIX: dict[tuple[str, str], Item | Listing] = {
         frozenset({200}),
         _NOT_WORKERS,
     ),
+    ("GET", "/api/v1/deliveries"): AdminOnly(lambda: "/api/v1/deliveries"),
+    ("GET", "/api/v1/deliveries/{delivery_id}"): AdminOnly(
+        lambda: f"/api/v1/deliveries/{DELIVERY['id']}"
+    ),
 }
 # Streams are probed by their own test (test_live_feed_is_scoped in test_alerts.py).
 STREAMS = {("GET", "/api/v1/alerts/feed")}
@@ -114,7 +131,14 @@ PUBLIC = {
     ("POST", "/api/v1/login/access-token"),
     ("POST", "/api/v1/login/refresh"),
 }
-SELF = {("GET", "/api/v1/users/me")}
+SELF = {
+    ("GET", "/api/v1/users/me"),
+    # Each caller's own browsers (tests/api/test_push.py: nobody reaches another's).
+    ("GET", "/api/v1/push/vapid-public-key"),
+    ("GET", "/api/v1/push/subscriptions"),
+    ("POST", "/api/v1/push/subscriptions"),
+    ("DELETE", "/api/v1/push/subscriptions"),
+}
 
 
 def _settings(database_url: str) -> Settings:
@@ -170,6 +194,43 @@ async def alerts_everywhere(database_url: str, enterprises: dict[str, str]) -> d
 
 
 @pytest.fixture(scope="module")
+async def a_delivery(database_url: str) -> int:
+    """One delivery in the log, for the admin-only endpoints."""
+    now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        row = await create_delivery(
+            conn,
+            change_id=f"matrix-{uuid.uuid4().hex}|open",
+            alert_key="matrix",
+            recipient="user:matrix",
+            recipient_name="matrix",
+            language="ru",
+            channel="email",
+            address="matrix@example.kz",
+            target_secret=None,
+            p256dh=None,
+            auth=None,
+            subscription_id=None,
+            notification={"message": "CO 90 mg/m3"},
+            now=now,
+            claimed_by="matrix",
+            claimed_until=now,
+        )
+        assert row is not None
+        # Finished, so that no deliverer of a later test picks it up as due.
+        done = await finish_attempt(
+            conn,
+            delivery_id=row.id,
+            claimed_by="matrix",
+            attempt=AttemptRecord(1, now, "sent", 5.0),
+            status="sent",
+        )
+        assert done is not None
+    DELIVERY["id"] = row.id
+    return row.id
+
+
+@pytest.fixture(scope="module")
 async def app_client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
     settings = _settings(database_url)
     app = create_app(settings)
@@ -190,11 +251,18 @@ async def test_every_endpoint_is_in_the_matrix(database_url: str) -> None:
 
 
 async def test_data_endpoints_refuse_callers_without_a_token(
-    app_client: tuple[httpx.AsyncClient, Settings], alerts_everywhere: dict[str, int]
+    app_client: tuple[httpx.AsyncClient, Settings],
+    alerts_everywhere: dict[str, int],
+    a_delivery: int,
 ) -> None:
     client, _ = app_client
     for (method, _path), probe in MATRIX.items():
-        url = probe.url if isinstance(probe, Listing) else probe.url("E001")
+        if isinstance(probe, Listing):
+            url = probe.url
+        elif isinstance(probe, AdminOnly):
+            url = probe.url()
+        else:
+            url = probe.url("E001")
         r = await client.request(method, url)
         assert r.status_code == 401, (method, url, r.status_code)
         assert r.headers["www-authenticate"] == "Bearer"
@@ -209,6 +277,7 @@ async def test_no_object_leaks_out_of_scope(
     enterprises: dict[str, str],
     app_client: tuple[httpx.AsyncClient, Settings],
     alerts_everywhere: dict[str, int],
+    a_delivery: int,
 ) -> None:
     client, settings = app_client
     role, regions, enterprise = SCOPED_USERS[username]
@@ -220,6 +289,13 @@ async def test_no_object_leaks_out_of_scope(
     assert scope.national or len(visible) < len(enterprises)
 
     for (method, path), probe in MATRIX.items():
+        if isinstance(probe, AdminOnly):
+            r = await client.request(method, probe.url(), headers=headers)
+            expected = 200 if role is Role.ADMIN else 403
+            assert r.status_code == expected, (username, method, path, r.status_code, r.text)
+            if expected == 403:
+                assert set(r.json()) == {"detail"}, r.text
+            continue
         if isinstance(probe, Listing):
             r = await client.request(method, probe.url, params=probe.params, headers=headers)
             assert r.status_code == 200, (username, path, r.text)

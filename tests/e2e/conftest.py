@@ -1,5 +1,5 @@
 """A real stack for end-to-end tests: Mosquitto (or amqtt), Tansu, the session's
-PostgreSQL database, and the bridge and worker as child processes."""
+PostgreSQL database, and the bridge, the worker and the notifier as child processes."""
 
 from __future__ import annotations
 
@@ -24,5 +24,5 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         kafka_partitions=4,
         model_warmup=MODEL_WARMUP,  # short, so that minutes of test data reach the models
     )
-    with Stack(settings, components=("bridge", "worker")) as s:
+    with Stack(settings, components=("bridge", "worker", "notifier")) as s:
         yield s

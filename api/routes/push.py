@@ -1,0 +1,97 @@
+"""Web Push: the key a browser subscribes with, and the caller's own subscriptions.
+
+Everything here is about the signed-in person alone, whatever their role
+(workers too): a browser subscribes with the VAPID application server key,
+posts its ``PushSubscription`` here, and from then on alerts reach it. A
+subscription is found by its endpoint, and only among the caller's own.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+
+from api.deps import ConnDep, CurrentUser
+from api.schemas import (
+    MAX_PUSH_ENDPOINT,
+    PushSubscriptionPublic,
+    PushSubscriptionRequest,
+    VapidPublicKeyPublic,
+)
+from storage import people
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/push", tags=["push"])
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    status.HTTP_404_NOT_FOUND: {"description": "You have no subscription at this endpoint."}
+}
+_MAX_USER_AGENT = 512  # enough for any real browser; the header is the client's to inflate
+
+
+@router.get("/vapid-public-key", summary="The key browsers subscribe with")
+async def vapid_public_key(request: Request, _: CurrentUser) -> VapidPublicKeyPublic:
+    """Pass ``public_key`` as ``applicationServerKey`` to ``pushManager.subscribe``."""
+    return VapidPublicKeyPublic(public_key=cast(str, request.app.state.vapid_public_key))
+
+
+@router.post(
+    "/subscriptions",
+    summary="Subscribe this browser",
+    status_code=status.HTTP_201_CREATED,
+)
+async def subscribe(
+    conn: ConnDep,
+    user: CurrentUser,
+    body: PushSubscriptionRequest,
+    user_agent: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> PushSubscriptionPublic:
+    """Send ``PushSubscription.toJSON()`` as it is. Subscribing an endpoint again replaces
+    its keys, and makes it yours if someone else signed in on this browser before."""
+    row = await people.save_push_subscription(
+        conn,
+        user_id=user.id,
+        endpoint=body.endpoint,
+        p256dh=body.keys.p256dh,
+        auth=body.keys.auth,
+        user_agent=user_agent[:_MAX_USER_AGENT] if user_agent else None,
+    )
+    await conn.commit()
+    return PushSubscriptionPublic.from_row(row)
+
+
+@router.get("/subscriptions", summary="Your subscriptions")
+async def list_subscriptions(conn: ConnDep, user: CurrentUser) -> list[PushSubscriptionPublic]:
+    """Your browsers that receive alerts, oldest first."""
+    rows = await people.list_push_subscriptions(conn, user_id=user.id)
+    return [PushSubscriptionPublic.from_row(r) for r in rows]
+
+
+@router.delete(
+    "/subscriptions",
+    summary="Unsubscribe a browser",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=_NOT_FOUND,
+)
+async def unsubscribe(
+    conn: ConnDep,
+    user: CurrentUser,
+    endpoint: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=MAX_PUSH_ENDPOINT,
+            description="The subscription's endpoint URL, exactly as subscribed (URL-encoded).",
+        ),
+    ],
+) -> Response:
+    """Stop alerts to one of your browsers (call it after ``PushSubscription.unsubscribe()``)."""
+    if not await people.delete_push_subscription_by_endpoint(
+        conn, user_id=user.id, endpoint=endpoint
+    ):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "you have no subscription at this endpoint")
+    await conn.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
