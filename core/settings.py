@@ -123,6 +123,12 @@ class Settings(BaseSettings):
     access_token_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
     refresh_token_hours: float = Field(default=12.0, gt=0, le=30 * 24)
 
+    alert_reopen_min: float = Field(
+        default=30.0,
+        ge=0,
+        description="a condition back within this long after its alert was resolved re-opens it",
+    )
+
     # Notifier: alert changes -> people.
     routing_path: Path | None = Field(
         default=None, description="routing file (default: the packaged core/data/routing.toml)"

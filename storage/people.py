@@ -8,7 +8,7 @@ synchronous ones serve the ``qorgau users`` command, the asynchronous ones the A
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -22,6 +22,7 @@ __all__ = [
     "PushSubscriptionRow",
     "UserRow",
     "add_channel",
+    "clear_failed_sign_ins",
     "create_user",
     "delete_push_subscription_by_endpoint",
     "find_user",
@@ -30,8 +31,10 @@ __all__ = [
     "list_channels",
     "list_push_subscriptions",
     "list_users",
+    "record_failed_sign_in",
     "remove_channel",
     "save_push_subscription",
+    "sign_in_lock",
     "update_user",
     "upgrade_password_hash",
 ]
@@ -154,6 +157,9 @@ def update_user(conn: psycopg.Connection[Any], *, username: str, **changes: Any)
     ]
     if "password_hash" in changes or changes.get("active") is False:
         assignments.append(sql.SQL("token_version = token_version + 1"))
+    if "password_hash" in changes or changes.get("active") is True:
+        # A new password or re-enabling also lifts a lock from wrong passwords.
+        assignments.append(sql.SQL("failed_sign_ins = 0, locked_until = NULL"))
     query = sql.SQL(
         "UPDATE users SET {}, updated_at = now() WHERE username = {} RETURNING {}"
     ).format(
@@ -287,4 +293,38 @@ async def upgrade_password_hash(
     """Store a stronger hash of the same password (sessions stay valid)."""
     await conn.execute(
         "UPDATE users SET password_hash = %s WHERE id = %s", (password_hash, user_id)
+    )
+
+
+async def record_failed_sign_in(
+    conn: psycopg.AsyncConnection[Any], *, user_id: int, limit: int, lock_for: timedelta
+) -> datetime | None:
+    """Count a wrong password; after ``limit`` in a row the user is locked for ``lock_for``.
+
+    Returns the end of the lock when this failure (or an earlier one) locked the user.
+    """
+    cur = await conn.execute(
+        "UPDATE users SET failed_sign_ins = failed_sign_ins + 1,"
+        " locked_until = CASE WHEN failed_sign_ins + 1 >= %s THEN now() + %s"
+        " ELSE locked_until END WHERE id = %s RETURNING locked_until",
+        (limit, lock_for, user_id),
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def sign_in_lock(conn: psycopg.AsyncConnection[Any], *, user_id: int) -> datetime | None:
+    """When the user's lock ends, if they are locked now."""
+    cur = await conn.execute(
+        "SELECT locked_until FROM users WHERE id = %s AND locked_until > now()", (user_id,)
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def clear_failed_sign_ins(conn: psycopg.AsyncConnection[Any], *, user_id: int) -> None:
+    await conn.execute(
+        "UPDATE users SET failed_sign_ins = 0, locked_until = NULL"
+        " WHERE id = %s AND (failed_sign_ins <> 0 OR locked_until IS NOT NULL)",
+        (user_id,),
     )

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import structlog
 
-from alerts.lifecycle import apply_machine_events
+from alerts.lifecycle import LifecyclePolicy, apply_machine_events
 from core.alarms import AlertEvent
 from core.errors import InvalidReading
 from core.types import Reading
@@ -73,8 +73,10 @@ class BatchProcessor:
         models: ModelBank | None = None,
         model_checkpoint_every_s: float = 300.0,
         model_catchup_s: float = 3600.0,
+        lifecycle: LifecyclePolicy | None = None,
     ) -> None:
         self.detector = detector
+        self.lifecycle = lifecycle or LifecyclePolicy()
         self.models = models
         self.checkpoint_every_s = checkpoint_every_s
         self.model_checkpoint_every_s = model_checkpoint_every_s
@@ -213,7 +215,7 @@ class BatchProcessor:
                     for e in self.detector.drain_exposures()
                 ],
             )
-            await apply_machine_events(conn, out.alerts)
+            await apply_machine_events(conn, out.alerts, self.lifecycle)
             if publish is not None:
                 await publish(out.alerts)  # limit alarms leave before any model runs
             if self.models is not None and checked:
@@ -249,7 +251,7 @@ class BatchProcessor:
             events += models.process(r, faulty=faulty, covered=covered)
         out.model_s = time.thread_time() - started
         await store_scores(conn, models.drain_scores())
-        await apply_machine_events(conn, events)
+        await apply_machine_events(conn, events, self.lifecycle)
         if publish is not None:
             await publish(events)
         out.alerts += events
@@ -274,7 +276,7 @@ class BatchProcessor:
         what it raises."""
         events = self.detector.advance_by(seconds)
         if events:
-            await apply_machine_events(conn, events)
+            await apply_machine_events(conn, events, self.lifecycle)
             await self._checkpoint(conn, {e.enterprise_id for e in events})
         return events
 

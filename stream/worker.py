@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from typing import Any
 
 import faust
@@ -32,7 +33,7 @@ import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
-from alerts.lifecycle import apply_machine_events
+from alerts.lifecycle import LifecyclePolicy, apply_machine_events
 from core.alarms import AlertEvent
 from core.catalogue import Catalogue
 from core.errors import ConfigError, InvalidReading
@@ -105,6 +106,7 @@ def build_app(
         checkpoint_every_s=settings.worker_checkpoint_s,
         models=models,
         model_checkpoint_every_s=settings.model_checkpoint_s,
+        lifecycle=LifecyclePolicy(reopen_within=timedelta(minutes=settings.alert_reopen_min)),
     )
     stats: dict[str, float] = {
         "readings": 0,
@@ -279,7 +281,7 @@ def build_app(
             ) -> None:
                 await store_report(conn, record)
                 if alert is not None:
-                    await apply_machine_events(conn, [alert])
+                    await apply_machine_events(conn, [alert], processor.lifecycle)
                     await publish([alert])
 
             await with_retry("report", body)

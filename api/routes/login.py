@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import structlog
@@ -17,6 +18,10 @@ from storage import people
 __all__ = ["router"]
 
 router = APIRouter(prefix="/login", tags=["login"])
+
+# Password guessing: this many wrong passwords in a row lock the user name for LOCK_FOR.
+MAX_FAILED_SIGN_INS = 10
+LOCK_FOR = timedelta(minutes=15)
 log = structlog.get_logger("qorgau.api.login")
 
 _BAD_LOGIN = HTTPException(
@@ -26,22 +31,49 @@ _BAD_LOGIN = HTTPException(
 )
 
 
-@router.post("/access-token", summary="Sign in (OAuth2 password flow)")
+def _locked(until: datetime) -> HTTPException:
+    wait_s = max(1, int((until - datetime.now(UTC)).total_seconds()))
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        f"sign-in locked after {MAX_FAILED_SIGN_INS} wrong passwords in a row; try again in"
+        f" {(wait_s + 59) // 60} min (or ask an admin: qorgau users passwd)",
+        headers={"Retry-After": str(wait_s)},
+    )
+
+
+@router.post(
+    "/access-token",
+    summary="Sign in (OAuth2 password flow)",
+    responses={status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Locked for a while."}},
+)
 async def login_access_token(
     conn: ConnDep, signer: SignerDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
 ) -> TokenPublic:
     """A short-lived access token and a refresh token for a user name and password."""
     user = await people.find_user(conn, username=form.username)
+    if user is not None:
+        locked = await people.sign_in_lock(conn, user_id=user.id)
+        if locked is not None:
+            log.warning("sign-in refused", username=form.username, reason="locked")
+            raise _locked(locked)
     # Argon2 takes tens of milliseconds of CPU: off the event loop.
     ok, new_hash = await asyncio.to_thread(
         verify_password, form.password, user.password_hash if user else None
     )
     if user is None or not ok:
         log.warning("sign-in refused", username=form.username, reason="bad credentials")
+        if user is not None:
+            locked = await people.record_failed_sign_in(
+                conn, user_id=user.id, limit=MAX_FAILED_SIGN_INS, lock_for=LOCK_FOR
+            )
+            await conn.commit()  # the count must survive the refusal
+            if locked is not None:
+                log.warning("user locked after repeated wrong passwords", username=user.username)
         raise _BAD_LOGIN
     if not user.active:
         log.warning("sign-in refused", username=form.username, reason="disabled")
         raise _BAD_LOGIN
+    await people.clear_failed_sign_ins(conn, user_id=user.id)
     if new_hash is not None:
         await people.upgrade_password_hash(conn, user_id=user.id, password_hash=new_hash)
     log.info("signed in", username=user.username, role=user.role)

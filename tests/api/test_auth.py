@@ -126,3 +126,27 @@ async def test_expired_and_forged_tokens_are_refused(
         assert r.json()["detail"].startswith(why)
     good = jwt.encode({**claims, "exp": now + 600}, DEVELOPMENT_SECRET, algorithm="HS256")
     assert (await client.get("/api/v1/users/me", headers=_auth(good))).status_code == 200
+
+
+async def test_repeated_wrong_passwords_lock_the_user_name_for_a_while(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    from api.routes.login import MAX_FAILED_SIGN_INS
+
+    ensure_user(database_url, "t-auth-guessed", Role.SAFETY_OFFICER, [], "E003")
+    for _ in range(MAX_FAILED_SIGN_INS - 1):
+        assert (await _login(client, "t-auth-guessed", "guess")).status_code == 401
+    # A right password before the limit resets the count.
+    assert (await _login(client, "t-auth-guessed", PASSWORD)).status_code == 200
+    for _ in range(MAX_FAILED_SIGN_INS):
+        assert (await _login(client, "t-auth-guessed", "guess")).status_code == 401
+    r = await _login(client, "t-auth-guessed", PASSWORD)  # even the right one, for now
+    assert r.status_code == 429
+    assert 14 * 60 < int(r.headers["retry-after"]) <= 15 * 60
+    assert "try again in 15 min" in r.json()["detail"]
+    # An admin's new password lifts the lock.
+    with psycopg.connect(database_url) as conn:
+        user = people.get_user_by_username(conn, username="t-auth-guessed")
+        assert user is not None
+        people.update_user(conn, username="t-auth-guessed", password_hash=user.password_hash)
+    assert (await _login(client, "t-auth-guessed", PASSWORD)).status_code == 200
