@@ -156,16 +156,7 @@ async def _machine_open(
         alert_id = await alerting.insert_alert(conn, e)
         if alert_id is None:
             return
-        await alerting.append_history(
-            conn,
-            alert_id=alert_id,
-            at=e.ts,
-            action="open",
-            status=Status.OPEN,
-            severity=e.severity,
-            value=e.value,
-        )
-        await alerting.notify_change(conn, alert_id=alert_id, action="open", actor="machine")
+        await _by_machine(conn, alert_id, "open", Status.OPEN, e.severity, e.ts, e.value)
         return
     alert_id, _status = found
     row = await _lock(conn, alert_id)
@@ -181,35 +172,69 @@ async def _machine_open(
         conn,
         alert_id=alert_id,
         state="open",
-        status=Status.OPEN.value,
         severity=severity,
         value=e.value,
         message=e.message,
         limit_value=e.limit,
         cleared_at=None,
-        acknowledged_at=None,
-        acknowledged_by=None,
-        resolved_at=None,
-        resolved_by=None,
-        resolution=None,
-        resolution_comment=None,
         reopened_count=row.reopened_count + 1,
         reopened_at=e.ts,
-        escalation_level=0,
-        last_notified_at=None,
-        reminders=0,
+        **_ASK_PEOPLE_AGAIN,
     )
+    await _by_machine(
+        conn,
+        alert_id,
+        "reopen",
+        Status.OPEN,
+        severity,
+        e.ts,
+        e.value,
+        comment=f"the condition is back (was {row.status})",
+    )
+
+
+# Fields that put an alert back in front of people, with its escalation chain from the start.
+_ASK_PEOPLE_AGAIN: dict[str, Any] = {
+    "status": "open",
+    "acknowledged_at": None,
+    "acknowledged_by": None,
+    "resolved_at": None,
+    "resolved_by": None,
+    "resolution": None,
+    "resolution_comment": None,
+    "escalation_level": 0,
+    "last_notified_at": None,
+    "reminders": 0,
+}
+
+
+async def _by_machine(
+    conn: psycopg.AsyncConnection[Any],
+    alert_id: int,
+    action: str,
+    status: str,
+    severity: str,
+    at: datetime,
+    value: float | None = None,
+    *,
+    reason: str | None = None,
+    comment: str | None = None,
+    announce: bool = True,
+) -> None:
+    """Record a machine change in the history and (unless another follows) announce it."""
     await alerting.append_history(
         conn,
         alert_id=alert_id,
-        at=e.ts,
-        action="reopen",
-        status=Status.OPEN,
+        at=at,
+        action=action,
+        status=status,
         severity=severity,
-        value=e.value,
-        comment=f"the condition is back (was {row.status})",
+        value=value,
+        reason=reason,
+        comment=comment,
     )
-    await alerting.notify_change(conn, alert_id=alert_id, action="reopen", actor="machine")
+    if announce:
+        await alerting.notify_change(conn, alert_id=alert_id, action=action, actor="machine")
 
 
 def _max_severity(a: str, b: Severity) -> str:
@@ -226,30 +251,13 @@ async def _machine_escalate(
         "message": e.message,
         "limit_value": e.limit,
     }
-    if row.status != Status.OPEN:
-        # A graver condition asks for people again, whatever they did with the milder one.
-        fields.update(
-            status=Status.OPEN.value,
-            acknowledged_at=None,
-            acknowledged_by=None,
-            resolved_at=None,
-            resolved_by=None,
-            resolution=None,
-            resolution_comment=None,
-        )
-    fields.update(escalation_level=0, last_notified_at=None, reminders=0)
-    await alerting.update_alert(conn, alert_id=row.id, **fields)
-    await alerting.append_history(
-        conn,
-        alert_id=row.id,
-        at=e.ts,
-        action="escalate",
-        status=Status.OPEN if row.status != Status.OPEN else row.status,
-        severity=e.severity,
-        value=e.value,
-        comment=None if row.status == Status.OPEN else f"was {row.status}",
+    # A graver condition asks for people again, whatever they did with the milder one,
+    # and its escalation chain starts from the bottom.
+    await alerting.update_alert(conn, alert_id=row.id, **fields, **_ASK_PEOPLE_AGAIN)
+    comment = None if row.status == Status.OPEN else f"was {row.status}"
+    await _by_machine(
+        conn, row.id, "escalate", Status.OPEN, e.severity, e.ts, e.value, comment=comment
     )
-    await alerting.notify_change(conn, alert_id=row.id, action="escalate", actor="machine")
 
 
 async def _machine_clear(
@@ -258,17 +266,11 @@ async def _machine_clear(
     if row.state != "open":
         return
     await alerting.update_alert(conn, alert_id=row.id, state="cleared", cleared_at=e.ts)
-    await alerting.append_history(
-        conn,
-        alert_id=row.id,
-        at=e.ts,
-        action="clear",
-        status=row.status,
-        severity=row.severity,
-        value=e.value,
+    auto = Severity(row.severity) in policy.auto_resolve and row.status != Status.RESOLVED
+    await _by_machine(
+        conn, row.id, "clear", row.status, row.severity, e.ts, e.value, announce=not auto
     )
-    action = "clear"
-    if Severity(row.severity) in policy.auto_resolve and row.status != Status.RESOLVED:
+    if auto:
         await alerting.update_alert(
             conn,
             alert_id=row.id,
@@ -276,17 +278,9 @@ async def _machine_clear(
             resolved_at=e.ts,
             resolution=AUTO_CLEARED,
         )
-        await alerting.append_history(
-            conn,
-            alert_id=row.id,
-            at=e.ts,
-            action="auto_resolve",
-            status=Status.RESOLVED,
-            severity=row.severity,
-            reason=AUTO_CLEARED,
+        await _by_machine(
+            conn, row.id, "auto_resolve", Status.RESOLVED, row.severity, e.ts, reason=AUTO_CLEARED
         )
-        action = "auto_resolve"
-    await alerting.notify_change(conn, alert_id=row.id, action=action, actor="machine")
 
 
 async def _machine_retract(
@@ -300,16 +294,8 @@ async def _machine_retract(
     else:
         # A re-opening was retracted: the alert goes back to how the earlier episode left it.
         await alerting.update_alert(conn, alert_id=row.id, state="cleared", cleared_at=e.ts)
-    await alerting.append_history(
-        conn,
-        alert_id=row.id,
-        at=e.ts,
-        action="retract",
-        status=row.status if row.alert_key != e.key else Status.RESOLVED,
-        severity=row.severity,
-        value=e.value,
-    )
-    await alerting.notify_change(conn, alert_id=row.id, action="retract", actor="machine")
+    status = row.status if row.alert_key != e.key else Status.RESOLVED
+    await _by_machine(conn, row.id, "retract", status, row.severity, e.ts, e.value)
 
 
 # --- people ----------------------------------------------------------------------------------
@@ -347,20 +333,7 @@ async def acknowledge(
         acknowledged_at=at,
         acknowledged_by=actor.user_id,
     )
-    await alerting.append_history(
-        conn,
-        alert_id=alert_id,
-        at=at,
-        action="acknowledge",
-        status=Status.ACKNOWLEDGED,
-        severity=row.severity,
-        actor=actor.username,
-        actor_id=actor.user_id,
-    )
-    await alerting.notify_change(
-        conn, alert_id=alert_id, action="acknowledge", actor=actor.username
-    )
-    return await _reread(conn, actor, alert_id)
+    return await _by_person(conn, actor, row, "acknowledge", Status.ACKNOWLEDGED, at)
 
 
 async def resolve(
@@ -394,20 +367,9 @@ async def resolve(
     if row.acknowledged_at is None:
         fields.update(acknowledged_at=at, acknowledged_by=actor.user_id)
     await alerting.update_alert(conn, alert_id=alert_id, **fields)
-    await alerting.append_history(
-        conn,
-        alert_id=alert_id,
-        at=at,
-        action="resolve",
-        status=Status.RESOLVED,
-        severity=row.severity,
-        actor=actor.username,
-        actor_id=actor.user_id,
-        reason=reason.value,
-        comment=comment,
+    return await _by_person(
+        conn, actor, row, "resolve", Status.RESOLVED, at, reason=reason.value, comment=comment
     )
-    await alerting.notify_change(conn, alert_id=alert_id, action="resolve", actor=actor.username)
-    return await _reread(conn, actor, alert_id)
 
 
 async def add_comment(
@@ -420,23 +382,35 @@ async def add_comment(
     if len(text) > MAX_COMMENT:
         raise LifecycleError(f"a comment may be at most {MAX_COMMENT} characters")
     row = await _locked_for(conn, actor, alert_id)
+    await alerting.update_alert(conn, alert_id=alert_id, status=row.status)  # bumps updated_at
+    return await _by_person(conn, actor, row, "comment", row.status, at, comment=text)
+
+
+async def _by_person(
+    conn: psycopg.AsyncConnection[Any],
+    actor: Actor,
+    row: AlertRow,
+    action: str,
+    status: str,
+    at: datetime,
+    *,
+    reason: str | None = None,
+    comment: str | None = None,
+) -> AlertRow:
+    """Record a person's change in the history, announce it, and return the alert as it is."""
     await alerting.append_history(
         conn,
-        alert_id=alert_id,
+        alert_id=row.id,
         at=at,
-        action="comment",
-        status=row.status,
+        action=action,
+        status=status,
         severity=row.severity,
         actor=actor.username,
         actor_id=actor.user_id,
-        comment=text,
+        reason=reason,
+        comment=comment,
     )
-    await alerting.update_alert(conn, alert_id=alert_id, status=row.status)  # bumps updated_at
-    await alerting.notify_change(conn, alert_id=alert_id, action="comment", actor=actor.username)
-    return await _reread(conn, actor, alert_id)
-
-
-async def _reread(conn: psycopg.AsyncConnection[Any], actor: Actor, alert_id: int) -> AlertRow:
-    row = await alerting.get_alert(conn, scope=actor.scope, alert_id=alert_id)
-    assert row is not None
-    return row
+    await alerting.notify_change(conn, alert_id=row.id, action=action, actor=actor.username)
+    fresh = await alerting.get_alert(conn, scope=actor.scope, alert_id=row.id)
+    assert fresh is not None
+    return fresh
