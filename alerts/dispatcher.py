@@ -165,15 +165,12 @@ class Dispatcher:
     async def _escalate(self, now: datetime, report: TickReport) -> None:
         policy = self.rules.escalation
         async with self._pool.connection() as conn:
-            ids = await routing.unacknowledged_critical(conn)
-        for alert_id in ids:
+            rows = await routing.unacknowledged_critical(conn)
+        for row in rows:
+            step = next_step(AlertClock.of(row), now, policy)
+            if step is None:
+                continue
             async with self._pool.connection() as conn:
-                row = await alerting.get_alert(conn, scope=Scope(national=True), alert_id=alert_id)
-                if row is None:
-                    continue
-                step = next_step(AlertClock.of(row), now, policy)
-                if step is None:
-                    continue
                 if not await routing.claim_escalation_step(
                     conn,
                     alert_id=row.id,

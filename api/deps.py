@@ -102,17 +102,20 @@ _oauth2_optional = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
 async def get_stream_user(
-    conn: ConnDep,
+    pool: PoolDep,
     signer: SignerDep,
     header_token: Annotated[str | None, Depends(_oauth2_optional)],
     access_token: str | None = None,
 ) -> UserRow:
-    """`get_current_user` for streams: browsers' EventSource cannot send an Authorization
-    header, so the access token may come as the ``access_token`` query parameter."""
+    """`get_current_user` for streams, which must not hold a pooled connection for as long
+    as they stay open (hours): the user is read with a connection returned at once. And
+    browsers' EventSource cannot send an Authorization header, so the access token may
+    come as the ``access_token`` query parameter."""
     token = header_token or access_token
     if not token:
         raise _unauthorized("Not authenticated")
-    return await get_current_user(conn, signer, token)
+    async with pool.connection() as conn:
+        return await get_current_user(conn, signer, token)
 
 
 StreamUser = Annotated[UserRow, Depends(get_stream_user)]

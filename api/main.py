@@ -66,7 +66,12 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = AsyncConnectionPool(
-            dsn, open=False, check=AsyncConnectionPool.check_connection, name="qorgau-api"
+            dsn,
+            open=False,
+            min_size=2,
+            max_size=settings.api_pool_size,
+            check=AsyncConnectionPool.check_connection,
+            name="qorgau-api",
         )
         await pool.open()
         feed = AlertFeed(dsn, pool, AlertPublic.from_row, app.state.catalogue)

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     # API.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_pool_size: int = Field(
+        default=16, ge=2, description="most PostgreSQL connections one API process holds"
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="where people open the API (links in messages)"
     )

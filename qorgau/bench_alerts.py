@@ -232,3 +232,91 @@ def print_alert_bench(result: AlertBenchResult, *, as_json: bool) -> None:
         f" p99 {result.latency_p99_ms:,.0f} ms, max {result.latency_max_ms:,.0f} ms"
         f"  (target p99 ≤ 2,000 ms)"
     )
+
+
+def run_escalation_bench(settings: Settings, alerts: int, *, as_json: bool) -> dict[str, float]:
+    """How long one notifier tick takes with ``alerts`` unacknowledged critical alerts open.
+
+    A fresh embedded database (or ``QORGAU_DATABASE_URL``) gets that many active critical
+    alerts in E007, whose people are nobody (so the figure is the tick's own work:
+    reading the alerts, deciding, claiming each step, writing its history). Two ticks
+    are timed: one where no step is due yet, one where every alert climbs a level.
+    """
+    from datetime import timedelta
+
+    from psycopg_pool import AsyncConnectionPool
+
+    from alerts.delivery import Deliverer
+    from alerts.dispatcher import Dispatcher
+    from alerts.lifecycle import apply_machine_events
+    from alerts.routing import load_routing
+    from core.alarms import AlertAction, AlertEvent, AlertKind, Severity
+    from core.catalogue import load_catalogue
+
+    if "state_dir" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"state_dir": settings.state_dir / "bench-esc"})
+    if settings.database_url is None:
+        shutil.rmtree(settings.state_dir.resolve() / "pgdata", ignore_errors=True)
+    run = uuid.uuid4().hex[:6]
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+
+    async def measure(dsn: str) -> dict[str, float]:
+        events = [
+            AlertEvent(
+                action=AlertAction.OPEN,
+                key=f"{ENTERPRISE}-E{run}{i:05d}|threshold|{t0.isoformat()}",
+                kind=AlertKind.THRESHOLD,
+                severity=Severity.CRITICAL,
+                enterprise_id=ENTERPRISE,
+                sensor_id=f"{ENTERPRISE}-E{run}{i:05d}",
+                hazard="co",
+                ts=t0,
+                value=150.0,
+                message="CO 150 mg/m3",
+                details={"source": "rule"},
+            )
+            for i in range(alerts)
+        ]
+        async with await psycopg.AsyncConnection.connect(dsn) as conn:
+            await conn.execute(
+                "UPDATE users SET active = false WHERE enterprise_id = %s", (ENTERPRISE,)
+            )
+            started = time.perf_counter()
+            await apply_machine_events(conn, events)
+            opened_s = time.perf_counter() - started
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(dsn, open=False, max_size=4)
+        await pool.open(wait=True)
+        try:
+            d = Dispatcher(pool, Deliverer(pool, {}), load_routing(), load_catalogue())
+            started = time.perf_counter()
+            quiet = await d.tick(t0 + timedelta(minutes=9))
+            quiet_s = time.perf_counter() - started
+            started = time.perf_counter()
+            busy = await d.tick(t0 + timedelta(minutes=10))
+            busy_s = time.perf_counter() - started
+        finally:
+            await pool.close()
+        assert quiet.escalated == 0 and busy.escalated >= alerts, (quiet, busy)
+        return {
+            "alerts": float(alerts),
+            "open_ms_per_alert": round(1000 * opened_s / alerts, 3),
+            "tick_nothing_due_ms": round(1000 * quiet_s, 1),
+            "tick_all_escalate_ms": round(1000 * busy_s, 1),
+            "escalate_ms_per_alert": round(1000 * busy_s / busy.escalated, 3),
+        }
+
+    with Stack(settings, components=()) as stack:
+        assert stack.settings.database_url is not None
+        result = asyncio.run(measure(stack.settings.database_url))
+    if as_json:
+        print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(
+            f"notifier tick with {alerts:,} unacknowledged critical alerts"
+            f" ({os.cpu_count()}-core shared machine):\n"
+            f"  nothing due:          {result['tick_nothing_due_ms']:,.1f} ms per tick\n"
+            f"  every alert escalates: {result['tick_all_escalate_ms']:,.1f} ms per tick"
+            f" ({result['escalate_ms_per_alert']} ms per alert: claim + history + notify)\n"
+            f"  (opening them took {result['open_ms_per_alert']} ms per alert)"
+        )
+    return result

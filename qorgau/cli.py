@@ -391,6 +391,11 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     if args.detection:
         run_detection_bench(args.readings, as_json=args.json)
         return 0
+    if args.escalation:
+        from qorgau.bench_alerts import run_escalation_bench
+
+        run_escalation_bench(settings, args.escalation, as_json=args.json)
+        return 0
     if args.alerts:
         from qorgau.bench_alerts import print_alert_bench, run_alert_bench
 
@@ -518,6 +523,13 @@ def build_parser() -> argparse.ArgumentParser:
         "under the --readings/--rate load (default rate 5000/s)",
     )
     bench.add_argument("--probes", type=int, default=60, help="critical readings (--alerts)")
+    bench.add_argument(
+        "--escalation",
+        type=int,
+        default=0,
+        metavar="N",
+        help="time the notifier's tick with N unacknowledged critical alerts open",
+    )
     bench.add_argument(
         "--probe-every", type=float, default=1.0, help="seconds between probes (--alerts)"
     )

@@ -24,6 +24,7 @@ from core.alarms import AlertEvent
 from storage.queries import IN_SCOPE
 
 __all__ = [
+    "ALERT_COLUMNS",
     "CHANGES_CHANNEL",
     "AlertFilter",
     "AlertRow",
@@ -46,7 +47,7 @@ __all__ = [
 
 CHANGES_CHANNEL = "qorgau_alert_changes"
 
-_ALERT_COLUMNS = """
+ALERT_COLUMNS = """
 SELECT a.id, a.alert_key, a.enterprise_id, e.region_id, a.sensor_id, a.hazard, a.kind,
        a.source, a.severity, a.state, a.status, a.opened_at, a.value, a.limit_value,
        a.message, a.zone_id, a.escalated_at, a.cleared_at, a.acknowledged_at,
@@ -297,7 +298,7 @@ async def lock_alert(
     """The alert, locked until the transaction ends; None if absent or outside ``scope``."""
     async with conn.cursor(row_factory=class_row(AlertRow)) as cur:
         await cur.execute(
-            _ALERT_COLUMNS + "WHERE a.id = %(alert_id)s AND " + IN_SCOPE + " FOR UPDATE OF a",
+            ALERT_COLUMNS + "WHERE a.id = %(alert_id)s AND " + IN_SCOPE + " FOR UPDATE OF a",
             {**scope.sql_params(), "alert_id": alert_id},
         )
         return await cur.fetchone()
@@ -308,7 +309,7 @@ async def get_alert(
 ) -> AlertRow | None:
     async with conn.cursor(row_factory=class_row(AlertRow)) as cur:
         await cur.execute(
-            _ALERT_COLUMNS + "WHERE a.id = %(alert_id)s AND " + IN_SCOPE,
+            ALERT_COLUMNS + "WHERE a.id = %(alert_id)s AND " + IN_SCOPE,
             {**scope.sql_params(), "alert_id": alert_id},
         )
         return await cur.fetchone()
@@ -364,7 +365,7 @@ async def list_alerts(
     """Alerts in ``scope`` matching ``where``: critical first, then newest first."""
     async with conn.cursor(row_factory=class_row(AlertRow)) as cur:
         await cur.execute(
-            _ALERT_COLUMNS
+            ALERT_COLUMNS
             + _FILTER
             + " ORDER BY (a.status = 'resolved'), (a.severity = 'critical') DESC,"
             " a.opened_at DESC, a.id DESC LIMIT %(limit)s OFFSET %(offset)s",

@@ -11,6 +11,8 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from storage.alerting import ALERT_COLUMNS, AlertRow
+
 __all__ = [
     "DigestItemRow",
     "EnterpriseInfo",
@@ -103,17 +105,19 @@ async def enterprise_info(
         return await cur.fetchone()
 
 
-async def unacknowledged_critical(conn: psycopg.AsyncConnection[Any]) -> list[int]:
-    """Ids of critical alerts still going on that nobody has acknowledged or resolved.
+async def unacknowledged_critical(conn: psycopg.AsyncConnection[Any]) -> list[AlertRow]:
+    """Critical alerts still going on that nobody has acknowledged or resolved, in one read.
 
     A critical alert whose condition has cleared stays in people's list until someone
     resolves it, but no longer climbs the chain at night.
     """
-    cur = await conn.execute(
-        "SELECT id FROM alerts WHERE status = 'open' AND severity = 'critical'"
-        " AND state = 'open' ORDER BY id"
-    )
-    return [int(r[0]) for r in await cur.fetchall()]
+    async with conn.cursor(row_factory=class_row(AlertRow)) as cur:
+        await cur.execute(
+            ALERT_COLUMNS
+            + "WHERE a.status = 'open' AND a.severity = 'critical' AND a.state = 'open'"
+            " ORDER BY a.id"
+        )
+        return await cur.fetchall()
 
 
 async def claim_escalation_step(

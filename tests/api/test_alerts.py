@@ -286,3 +286,21 @@ async def test_feed_refuses_without_a_token(database_url: str) -> None:
         assert r.status_code == 401
         r = await c.get(f"{base}/api/v1/alerts/feed", params={"access_token": "forged"})
         assert r.status_code == 401
+
+
+async def test_open_feeds_do_not_hold_database_connections(database_url: str) -> None:
+    """A wall of feeds open for hours must leave the pool to everyone else: with a pool of 2
+    connections, 6 open feeds and a normal request still get through."""
+    settings = _settings(database_url).model_copy(update={"api_pool_size": 2})
+    user = ensure_user(database_url, "t-feed-wall", Role.CONTROL_ROOM, [], None)
+    headers = bearer(settings, user)
+    async with _server(settings) as base, contextlib.AsyncExitStack() as stack:
+        for _ in range(6):
+            client = await stack.enter_async_context(httpx.AsyncClient(timeout=5))
+            r = await stack.enter_async_context(
+                client.stream("GET", f"{base}/api/v1/alerts/feed", headers=headers)
+            )
+            assert r.status_code == 200
+        async with httpx.AsyncClient(timeout=5) as c:
+            r = await c.get(f"{base}/api/v1/regions", headers=headers)
+        assert r.status_code == 200
