@@ -192,7 +192,10 @@ class Dispatcher:
                     comment=(f"sent to {names[-1]}" if step.kind == "escalate" and names else None),
                 )
                 await alerting.notify_change(
-                    conn, alert_id=row.id, action=f"escalation:{step.kind}", actor="machine"
+                    conn,
+                    alert_id=row.id,
+                    action="escalate_level" if step.kind == "escalate" else "remind",
+                    actor="machine",
                 )
             # Everyone told so far: the first routes, then each level reached.
             audiences = [

@@ -38,6 +38,7 @@ log = structlog.get_logger("qorgau.api.feed")
 class FeedItem:
     event: str  # "alert" or "resync"
     data: dict[str, Any]
+    id: int | None = None  # the change's entry in alert_history (the SSE event id)
 
 
 @dataclass(eq=False)
@@ -140,6 +141,7 @@ class AlertFeed:
             row = await alerting.get_alert(conn, scope=Scope(national=True), alert_id=alert_id)
         if row is None:
             return
+        event_id = change.get("event_id")
         item = FeedItem(
             "alert",
             {
@@ -147,6 +149,7 @@ class AlertFeed:
                 "actor": change.get("actor"),
                 "alert": self._render(row, self._catalogue),
             },
+            int(event_id) if isinstance(event_id, int) else None,
         )
         for sub in targets:
             sub.offer(item)

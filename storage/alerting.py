@@ -28,11 +28,14 @@ __all__ = [
     "CHANGES_CHANNEL",
     "AlertFilter",
     "AlertRow",
+    "ChangeRow",
     "HistoryRow",
     "add_key",
     "alert_id_for_key",
+    "alerts_by_id",
     "append_history",
     "append_machine_events",
+    "changes_since",
     "close_leftover_open",
     "count_alerts",
     "find_reopenable",
@@ -281,6 +284,7 @@ async def notify_change(
     """Announce a change on `CHANGES_CHANNEL`; delivered to listeners at commit."""
     await conn.execute(
         "SELECT pg_notify(%s, json_build_object('id', a.id, 'action', %s::text, 'actor', %s::text,"
+        " 'event_id', (SELECT max(h.id) FROM alert_history h WHERE h.alert_id = a.id),"
         " 'enterprise_id', a.enterprise_id, 'region_id', e.region_id, 'status', a.status,"
         " 'state', a.state, 'severity', a.severity, 'kind', a.kind, 'sensor_id', a.sensor_id,"
         " 'at', now())::text)"
@@ -383,6 +387,46 @@ async def count_alerts(
     )
     row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+_CHANGES = (
+    "SELECT h.id, h.alert_id, h.action, h.actor FROM alert_history h"
+    " JOIN alerts a ON a.id = h.alert_id LEFT JOIN enterprises e ON e.id = a.enterprise_id"
+    " WHERE h.id > %(after_id)s AND a.state <> 'retracted' AND "
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRow:
+    """One entry of the audit trail, as the live feed replays it."""
+
+    id: int
+    alert_id: int
+    action: str
+    actor: str
+
+
+async def changes_since(
+    conn: psycopg.AsyncConnection[Any], *, scope: Scope, after_id: int, limit: int
+) -> list[ChangeRow]:
+    """Changes of alerts in ``scope`` recorded after history entry ``after_id``, oldest first."""
+    async with conn.cursor(row_factory=class_row(ChangeRow)) as cur:
+        await cur.execute(
+            _CHANGES + IN_SCOPE + " ORDER BY h.id LIMIT %(limit)s",
+            {**scope.sql_params(), "after_id": after_id, "limit": limit},
+        )
+        return await cur.fetchall()
+
+
+async def alerts_by_id(
+    conn: psycopg.AsyncConnection[Any], *, scope: Scope, ids: list[int]
+) -> dict[int, AlertRow]:
+    async with conn.cursor(row_factory=class_row(AlertRow)) as cur:
+        await cur.execute(
+            ALERT_COLUMNS + "WHERE a.id = ANY(%(ids)s) AND " + IN_SCOPE,
+            {**scope.sql_params(), "ids": ids},
+        )
+        return {r.id: r for r in await cur.fetchall()}
 
 
 async def history(conn: psycopg.AsyncConnection[Any], *, alert_id: int) -> list[HistoryRow]:

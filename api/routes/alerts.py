@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import AwareDatetime
 
 from alerts import lifecycle
 from alerts.lifecycle import Actor, AlertNotFound, TransitionRefused
-from api.deps import AlertActor, CatalogueDep, ConnDep, ScopeDep, StreamUser
+from api.deps import AlertActor, CatalogueDep, ConnDep, PoolDep, ScopeDep, StreamUser
 from api.feed import AlertFeed
 from api.schemas import (
     AlertDetailPublic,
@@ -45,6 +45,7 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
     }
 }
 AROUND = timedelta(minutes=30)
+REPLAY_MAX = 1000  # changes a reconnecting feed client is sent; beyond that, resync
 
 
 def _actor(user: UserRow) -> Actor:
@@ -101,20 +102,80 @@ async def list_alerts(
     summary="Live feed of alert changes (Server-Sent Events)",
     response_class=EventSourceResponse,
 )
-async def alert_feed(request: Request, user: StreamUser) -> AsyncIterator[ServerSentEvent]:
+async def alert_feed(
+    request: Request,
+    user: StreamUser,
+    pool: PoolDep,
+    catalogue: CatalogueDep,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            description="Sent by EventSource when it reconnects: the changes after it first.",
+        ),
+    ] = None,
+    after: Annotated[
+        int | None, Query(ge=0, description="The same as Last-Event-ID, for other clients.")
+    ] = None,
+) -> AsyncIterator[ServerSentEvent]:
     """Every change of an alert in your scope as it is committed: ``event: alert`` with
-    ``{"action", "actor", "alert"}``. ``event: ready`` comes first; ``event: resync`` means
-    changes were missed (re-read the list). Browsers' EventSource cannot send headers: pass
-    the access token as ``?access_token=...``."""
+    ``{"action", "actor", "alert"}`` and ``id`` = the change's number. ``event: ready`` comes
+    first. A client that reconnects with ``Last-Event-ID`` (EventSource does) first gets
+    the changes it missed (each with the alert as it is now), up to `REPLAY_MAX`; beyond
+    that, or when the feed itself missed changes, ``event: resync`` (re-read the list).
+    Browsers' EventSource cannot send headers: pass the access token as
+    ``?access_token=...``."""
     feed = cast(AlertFeed, request.app.state.feed)
-    sub = feed.subscribe(user.scope)
+    sub = feed.subscribe(user.scope)  # before the replay: nothing falls between the two
     try:
         yield ServerSentEvent(event="ready", data={"scope": user.scope.describe()})
+        resume = after if after is not None else _event_id(last_event_id)
+        replayed = 0
+        if resume is not None:
+            async with pool.connection() as conn:
+                changes = await alerting.changes_since(
+                    conn, scope=user.scope, after_id=resume, limit=REPLAY_MAX + 1
+                )
+                alerts = await alerting.alerts_by_id(
+                    conn, scope=user.scope, ids=sorted({c.alert_id for c in changes})
+                )
+            if len(changes) > REPLAY_MAX:
+                yield ServerSentEvent(
+                    event="resync", data={"reason": f"more than {REPLAY_MAX} changes missed"}
+                )
+            else:
+                for c in changes:
+                    replayed = c.id
+                    alert = alerts.get(c.alert_id)
+                    if alert is None:
+                        continue
+                    yield ServerSentEvent(
+                        id=str(c.id),
+                        event="alert",
+                        data={
+                            "action": c.action,
+                            "actor": c.actor,
+                            "alert": AlertPublic.from_row(alert, catalogue),
+                        },
+                    )
         while True:
             item = await sub.next()
-            yield ServerSentEvent(event=item.event, data=item.data)
+            if item.id is not None and item.id <= replayed:
+                continue  # already sent by the replay
+            yield ServerSentEvent(
+                id=str(item.id) if item.id is not None else None,
+                event=item.event,
+                data=item.data,
+            )
     finally:
         feed.unsubscribe(sub)
+
+
+def _event_id(header: str | None) -> int | None:
+    try:
+        return int(header) if header else None
+    except ValueError:
+        return None  # not one of ours: start from now
 
 
 @router.get("/{alert_id}", summary="One alert, its history and its readings", responses=_NOT_FOUND)

@@ -304,3 +304,62 @@ async def test_open_feeds_do_not_hold_database_connections(database_url: str) ->
         async with httpx.AsyncClient(timeout=5) as c:
             r = await c.get(f"{base}/api/v1/regions", headers=headers)
         assert r.status_code == 200
+
+
+async def _events(
+    base: str, headers: dict[str, str], count: int, ready: asyncio.Event | None = None
+) -> list[tuple[str | None, str, dict[str, Any]]]:
+    """The first ``count`` alert/resync events of a feed (``id``, ``event``, ``data``)."""
+    out: list[tuple[str | None, str, dict[str, Any]]] = []
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        client.stream("GET", f"{base}/api/v1/alerts/feed", headers=headers) as r,
+    ):
+        assert r.status_code == 200
+        fields: dict[str, str] = {}
+        async for line in r.aiter_lines():
+            if line:  # "name: value"; an empty line ends the event
+                name, _, value = line.partition(": ")
+                fields[name] = value
+                continue
+            event, data = fields.get("event", ""), fields.get("data")
+            if event == "ready" and ready is not None:
+                ready.set()
+            elif data is not None and event != "ready":
+                out.append((fields.get("id"), event, orjson.loads(data)))
+                if len(out) >= count:
+                    return out
+            fields = {}
+    return out
+
+
+async def test_a_reconnecting_feed_first_gets_the_changes_it_missed(database_url: str) -> None:
+    settings = _settings(database_url)
+    tag = uuid.uuid4().hex[:6]
+    officer = ensure_user(database_url, "t-feed-officer-e006", Role.SAFETY_OFFICER, [], "E006")
+    headers = bearer(settings, officer)
+    t = datetime(2026, 2, 3, 7, tzinfo=UTC)
+    first, second = f"E006-R{tag}1", f"E006-R{tag}2"
+    async with _server(settings) as base:
+        ready = asyncio.Event()
+        reader = asyncio.create_task(_events(base, headers, 1, ready))
+        async with asyncio.timeout(10):
+            await ready.wait()
+            await _apply(database_url, _event("E006", first, t))
+            ((seen_id, _, seen),) = await reader
+        assert seen["alert"]["sensor_id"] == first and seen_id is not None
+        # While the client is away: another alert of E006, one of E007 (not in its scope),
+        # and a person acknowledging the first.
+        await _apply(database_url, _event("E006", second, t), _event("E007", f"E007-R{tag}", t))
+        async with httpx.AsyncClient(base_url=base, headers=headers) as c:
+            r = await c.post(f"/api/v1/alerts/{seen['alert']['id']}/acknowledge")
+            assert r.status_code == 200
+        async with asyncio.timeout(10):
+            missed = await _events(base, {**headers, "Last-Event-ID": seen_id}, 2)
+    assert [(e, d["action"], d["alert"]["sensor_id"]) for _, e, d in missed] == [
+        ("alert", "open", second),
+        ("alert", "acknowledge", first),
+    ]
+    assert all(int(i or 0) > int(seen_id) for i, _, _ in missed)
+    # The replayed alert is shown as it is now.
+    assert missed[1][2]["alert"]["status"] == "acknowledged"
