@@ -24,6 +24,7 @@ from storage.people import PushSubscriptionRow, UserRow
 from storage.queries import ReadingBucket, ReadingPoint, SensorRow
 
 __all__ = [
+    "LOCAL_HOSTS",
     "MAX_PUSH_ENDPOINT",
     "AlertDetailPublic",
     "AlertPagePublic",
@@ -369,7 +370,7 @@ class CommentRequest(BaseModel):
 
 MAX_PUSH_ENDPOINT = 2048
 # Plain http is for push services on this machine only (tests, a local push server).
-_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _B64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
 
@@ -463,7 +464,7 @@ class PushSubscriptionRequest(BaseModel):
             raise ValueError("endpoint must be an absolute URL with a host")
         if parts.username is not None or parts.password is not None:
             raise ValueError("endpoint must not carry a user name or password")
-        if parts.scheme == "https" or (parts.scheme == "http" and host in _LOCAL_HOSTS):
+        if parts.scheme == "https" or (parts.scheme == "http" and host in LOCAL_HOSTS):
             return value
         raise ValueError("endpoint must be an https:// URL (http:// only for 127.0.0.1/localhost)")
 

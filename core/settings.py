@@ -159,6 +159,16 @@ class Settings(BaseSettings):
         default=None, description="Web Push VAPID key (PEM or base64url raw); dev generates one"
     )
     vapid_subject: str = "mailto:qorgau@localhost"
+    push_services: list[str] = Field(
+        default=[
+            "fcm.googleapis.com",  # Chrome, Edge on Android, most Chromium browsers
+            "push.services.mozilla.com",  # Firefox
+            "notify.windows.com",  # Edge on Windows
+            "push.apple.com",  # Safari
+        ],
+        description="hosts (and their subdomains) a Web Push subscription may point at; "
+        "development also accepts 127.0.0.1/localhost",
+    )
     webhook_secret: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_SECRET),
         description="HMAC key for webhooks that have no secret of their own",

@@ -9,11 +9,13 @@ subscription is found by its endpoint, and only among the caller's own.
 from __future__ import annotations
 
 from typing import Annotated, Any, cast
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 
-from api.deps import ConnDep, CurrentUser
+from api.deps import ConnDep, CurrentUser, SettingsDep
 from api.schemas import (
+    LOCAL_HOSTS,
     MAX_PUSH_ENDPOINT,
     PushSubscriptionPublic,
     PushSubscriptionRequest,
@@ -45,11 +47,25 @@ async def vapid_public_key(request: Request, _: CurrentUser) -> VapidPublicKeyPu
 async def subscribe(
     conn: ConnDep,
     user: CurrentUser,
+    settings: SettingsDep,
     body: PushSubscriptionRequest,
     user_agent: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> PushSubscriptionPublic:
     """Send ``PushSubscription.toJSON()`` as it is. Subscribing an endpoint again replaces
-    its keys, and makes it yours if someone else signed in on this browser before."""
+    its keys, and makes it yours if someone else signed in on this browser before.
+
+    The endpoint must belong to a known push service (``QORGAU_PUSH_SERVICES``): the
+    server posts to it, and must not be made to post into its own network."""
+    host = (urlsplit(body.endpoint).hostname or "").lower()
+    local = settings.environment == "development" and host in LOCAL_HOSTS
+    if not local and not any(
+        host == allowed or host.endswith("." + allowed) for allowed in settings.push_services
+    ):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"{host!r} is not a push service Qorgau sends to (QORGAU_PUSH_SERVICES:"
+            f" {', '.join(settings.push_services)})",
+        )
     row = await people.save_push_subscription(
         conn,
         user_id=user.id,

@@ -409,3 +409,41 @@ async def test_a_subscription_made_here_receives_a_push_it_can_open(
         version="aes128gcm",
     )
     assert orjson.loads(plaintext)["change_id"] == notification.change_id
+
+
+async def test_only_known_push_services_and_no_local_ones_outside_development(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The server posts to the endpoint: it must not be pointed into its own network."""
+    from alerts.channels import generate_vapid_key
+
+    settings = _settings(
+        database_url,
+        tmp_path,
+        environment="production",
+        jwt_secret="j" * 40,
+        webhook_secret="w" * 40,
+        vapid_private_key=generate_vapid_key()[0],
+    )
+    application = create_app(settings)
+    async with (
+        application.router.lifespan_context(application),
+        httpx.AsyncClient(transport=httpx.ASGITransport(application), base_url="http://q") as c,
+    ):
+        headers = bearer(settings, _user(database_url, "t-push-prod"))
+        for endpoint in (
+            "https://fcm.googleapis.com/fcm/send/abc",
+            "https://updates.push.services.mozilla.com/wpush/v2/abc",
+            "https://web.push.apple.com/QGx",
+            "https://db5p.notify.windows.com/w/?token=abc",
+        ):
+            r = await c.post(URL, json=_subscription(endpoint), headers=headers)
+            assert r.status_code == 201, (endpoint, r.text)
+        for endpoint in (
+            "http://127.0.0.1:8090/push/x",  # local: development only
+            "https://127.0.0.1/push/x",
+            "https://metadata.internal/latest",  # not a push service
+            "https://fcm.googleapis.com.evil.example/x",  # only a look-alike
+        ):
+            r = await c.post(URL, json=_subscription(endpoint), headers=headers)
+            assert r.status_code == 422, (endpoint, r.text)
