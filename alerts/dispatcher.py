@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
+from urllib.parse import urlencode
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
@@ -127,6 +128,13 @@ class Dispatcher:
             limit=change.get("limit"),
             ts=ts,
             message=str(change.get("message", "")),
+            # The alert's number is not known yet (the worker commits after publishing):
+            # the link lists the sensor's alerts, this one first.
+            link=(
+                f"{self._public_url}/api/v1/alerts?{urlencode({'sensor_id': change['sensor_id']})}"
+                if self._public_url and change.get("sensor_id")
+                else None
+            ),
             created_monotonic=started,
         )
         jobs: list[_Job] = []

@@ -300,6 +300,7 @@ async def test_a_critical_gas_alert_reaches_exactly_the_right_people(world: Worl
     payload = _decrypt(world, f"/push/t-d{world.tag}-labour15")
     assert payload["change_id"] == f"{change['key']}|open|{change['ts']}"
     assert (payload["severity"], payload["hazard"], payload["unit"]) == ("critical", "co", "mg/m3")
+    assert payload["link"] == f"http://q.test/api/v1/alerts?sensor_id=E010-D{world.tag}"
     hook = next(r for r in world.receiver.requests if r.path.endswith("officer10"))
     assert verify_signature(
         WEBHOOK_SECRET, hook.headers[TIMESTAMP_HEADER], hook.body, hook.headers[SIGNATURE_HEADER]
