@@ -151,7 +151,15 @@ class Dispatcher:
             for job in _unique(digest, skip=jobs):
                 await self._add_to_digest(conn, job)
         if not jobs and not digest:
-            log.info("alert change reaches nobody", key=note.alert_key, kind=kind, action=action)
+            # Nobody with an address covers this enterprise for this kind: people to add.
+            log.warning(
+                "alert change reaches nobody",
+                key=note.alert_key,
+                kind=kind,
+                severity=severity,
+                action=action,
+                routes=[r.name for r in routes],
+            )
         return await self._enqueue(_unique(jobs))
 
     # --- time --------------------------------------------------------------------------

@@ -210,10 +210,14 @@ def _run_stack(settings: Settings, *, simulate: bool, args: argparse.Namespace) 
                     " GROUP BY kind ORDER BY kind"
                 ).fetchall()
                 alerts = ", ".join(f"{k} {n}" for k, n in open_alerts) or "none"
+                sent = conn.execute(
+                    "SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FROM deliveries"
+                ).fetchone()
                 console.print(
                     f"  {time.strftime('%H:%M:%S')}  readings stored: {count:,}"
                     f"  ({rate:,.1f} readings/s)  sensors reporting: {sensors}"
                     f"  open alerts: {alerts}"
+                    f"  notifications sent: {sent[0] if sent else 0:,} of {sent[1] if sent else 0:,}"
                 )
         return 0
     finally:
