@@ -173,12 +173,18 @@ class Dispatcher:
         """
         now = now or self._clock()
         report = TickReport()
-        await self._escalate(now, report)
-        await self._late_routes(now, report)
+        known: dict[tuple[Audience, str], list[MemberRow]] = {}  # people, for this tick
+        await self._escalate(now, report, known)
+        await self._late_routes(now, report, known)
         await self._digests(now, report)
         return report
 
-    async def _escalate(self, now: datetime, report: TickReport) -> None:
+    async def _escalate(
+        self,
+        now: datetime,
+        report: TickReport,
+        known: dict[tuple[Audience, str], list[MemberRow]],
+    ) -> None:
         policy = self.rules.escalation
         async with self._pool.connection() as conn:
             rows = await routing.unacknowledged_critical(conn)
@@ -230,7 +236,7 @@ class Dispatcher:
                 purpose=purpose,
                 change_id=f"alert:{row.id}|{step.kind}|{step.level}|{step.reminders}",
             )
-            report.deliveries += await self._tell(note, row, audiences)
+            report.deliveries += await self._tell(note, row, audiences, known)
             if step.kind == "escalate":
                 report.escalated += 1
                 log.warning(
@@ -242,7 +248,12 @@ class Dispatcher:
             else:
                 report.reminded += 1
 
-    async def _late_routes(self, now: datetime, report: TickReport) -> None:
+    async def _late_routes(
+        self,
+        now: datetime,
+        report: TickReport,
+        known: dict[tuple[Audience, str], list[MemberRow]],
+    ) -> None:
         for route in self.rules.late_routes():
             assert route.after_open is not None
             async with self._pool.connection() as conn:
@@ -271,7 +282,7 @@ class Dispatcher:
                     change_id=f"alert:{row.id}|late|{route.name}",
                     purpose=route.purpose,
                 )
-                report.deliveries += await self._tell(note, row, [route.audience])
+                report.deliveries += await self._tell(note, row, [route.audience], known)
                 report.late_routed += 1
 
     async def _digests(self, now: datetime, report: TickReport) -> None:
@@ -320,13 +331,22 @@ class Dispatcher:
     # --- helpers ---------------------------------------------------------------------
 
     async def _tell(
-        self, note: Notification, row: AlertRow, audiences: Iterable[Audience]
+        self,
+        note: Notification,
+        row: AlertRow,
+        audiences: Iterable[Audience],
+        known: dict[tuple[Audience, str], list[MemberRow]],
     ) -> list[Awaitable[DeliveryOutcome]]:
+        """Record ``note`` for the people of ``audiences``; ``known`` keeps, for one tick,
+        the people of each (audience, enterprise) already looked up."""
         info = await self._enterprise(row.enterprise_id)
         jobs: list[_Job] = []
         async with self._pool.connection() as conn:
             for audience in audiences:
-                members = await self._members(conn, audience, info, row.enterprise_id)
+                members = known.get((audience, row.enterprise_id))
+                if members is None:
+                    members = await self._members(conn, audience, info, row.enterprise_id)
+                    known[(audience, row.enterprise_id)] = members
                 jobs += self._jobs(note, members, audience, row.enterprise_id)
         return await self._enqueue(_unique(jobs))
 
