@@ -33,7 +33,7 @@ from edge.publisher import reading_topic
 from qorgau.launcher import Stack
 from stream.readiness import read_stats
 
-__all__ = ["BenchResult", "run_bench", "run_one"]
+__all__ = ["BenchResult", "bench_settings", "run_bench", "run_one", "start_publishers"]
 
 _ENTERPRISES = 48
 
@@ -158,6 +158,53 @@ def _component_cpu(stack: Stack) -> dict[str, float]:
     return cpu
 
 
+def start_publishers(
+    s: Settings,
+    run: str,
+    *,
+    sensors: int,
+    per_sensor: int,
+    batch: int,
+    rate: float,
+    publishers: int,
+) -> tuple[list[Any], Any]:
+    """Publisher processes sharing ``sensors`` (``rate`` readings/s in all, 0 = flat out);
+    each puts its figures on the returned queue when done."""
+    ctx = mp.get_context("spawn")
+    queue: Any = ctx.Queue()
+    procs = []
+    for p in range(publishers):
+        proc = ctx.Process(
+            target=_publisher,
+            args=(
+                s.mqtt_host,
+                s.mqtt_port,
+                run,
+                list(range(p, sensors, publishers)),
+                per_sensor,
+                batch,
+                rate / publishers if rate else 0.0,
+                queue,
+            ),
+        )
+        proc.start()
+        procs.append(proc)
+    return procs, queue
+
+
+def bench_settings(settings: Settings, subdir: str, *, workers: int | None = 2) -> Settings:
+    """The settings a bench runs on: its own state directory (unless one is given), two
+    workers (one per core, as deployed; unless given), and a fresh embedded database for
+    every run, so figures do not depend on how many earlier runs filled the tables."""
+    if "state_dir" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"state_dir": settings.state_dir / subdir})
+    if workers is not None and "workers" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"workers": workers})
+    if settings.database_url is None:
+        shutil.rmtree(settings.state_dir.resolve() / "pgdata", ignore_errors=True)
+    return settings
+
+
 def run_one(
     stack: Stack,
     *,
@@ -176,25 +223,15 @@ def run_one(
     total = per_sensor * sensors
     cpu0 = _component_cpu(stack)
     det0 = _detection(stack)
-    queue: Any = mp.get_context("spawn").Queue()
-    procs = []
-    for p in range(publishers):
-        ids = list(range(p, sensors, publishers))
-        proc = mp.get_context("spawn").Process(
-            target=_publisher,
-            args=(
-                s.mqtt_host,
-                s.mqtt_port,
-                run,
-                ids,
-                per_sensor,
-                batch,
-                rate / publishers if rate else 0.0,
-                queue,
-            ),
-        )
-        proc.start()
-        procs.append(proc)
+    procs, queue = start_publishers(
+        s,
+        run,
+        sensors=sensors,
+        per_sensor=per_sensor,
+        batch=batch,
+        rate=rate,
+        publishers=publishers,
+    )
 
     like = f"B{run}-S%"
     stored = 0
@@ -306,14 +343,7 @@ def _print_table(results: list[BenchResult]) -> None:
 
 
 def run_bench(settings: Settings, args: argparse.Namespace) -> int:
-    if "state_dir" not in settings.model_fields_set:
-        settings = settings.model_copy(update={"state_dir": settings.state_dir / "bench"})
-    if "workers" not in settings.model_fields_set:
-        settings = settings.model_copy(update={"workers": 2})  # one per core, as deployed
-    if settings.database_url is None:
-        # A fresh embedded database for every bench: figures must not depend on how
-        # many earlier runs filled the tables.
-        shutil.rmtree(settings.state_dir.resolve() / "pgdata", ignore_errors=True)
+    settings = bench_settings(settings, "bench")
     for stale in (settings.state_dir / "run").glob("*.stats.json"):
         stale.unlink()  # counters of an earlier bench's workers
     results = []

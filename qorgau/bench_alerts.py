@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import multiprocessing as mp
 import os
-import shutil
 import statistics
 import threading
 import time
@@ -39,7 +37,7 @@ from core.errors import QorgauError
 from core.settings import Settings
 from edge.loadgen import LeanPublisher
 from edge.publisher import reading_topic
-from qorgau.bench import _publisher
+from qorgau.bench import bench_settings, start_publishers
 from qorgau.launcher import Stack, pick_port
 from storage import people
 
@@ -135,12 +133,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def run_alert_bench(settings: Settings, args: argparse.Namespace) -> AlertBenchResult:
-    if "state_dir" not in settings.model_fields_set:
-        settings = settings.model_copy(update={"state_dir": settings.state_dir / "bench-alerts"})
-    if "workers" not in settings.model_fields_set:
-        settings = settings.model_copy(update={"workers": 2})
-    if settings.database_url is None:
-        shutil.rmtree(settings.state_dir.resolve() / "pgdata", ignore_errors=True)
+    settings = bench_settings(settings, "bench-alerts")
     run = uuid.uuid4().hex[:6]
     push = _PushService()
     push.start()
@@ -151,30 +144,17 @@ def run_alert_bench(settings: Settings, args: argparse.Namespace) -> AlertBenchR
             s = stack.settings
             assert s.database_url is not None
             _subscribe(s.database_url, push, run)
-            ctx = mp.get_context("spawn")
-            queue: Any = ctx.Queue()
-            sensors = args.sensors
             # The load must outlast the probes, or the last ones are measured on a quiet stack.
             needed = int(rate * (args.probes * args.probe_every + 5))
-            per_sensor = max(1, max(args.readings, needed) // sensors)
-            procs = []
-            for p in range(args.publishers):
-                ids = list(range(p, sensors, args.publishers))
-                proc = ctx.Process(
-                    target=_publisher,
-                    args=(
-                        s.mqtt_host,
-                        s.mqtt_port,
-                        run,
-                        ids,
-                        per_sensor,
-                        args.batch[0],
-                        rate / args.publishers,
-                        queue,
-                    ),
-                )
-                proc.start()
-                procs.append(proc)
+            procs, queue = start_publishers(
+                s,
+                run,
+                sensors=args.sensors,
+                per_sensor=max(1, max(args.readings, needed) // args.sensors),
+                batch=args.batch[0],
+                rate=rate,
+                publishers=args.publishers,
+            )
             probe_pub = LeanPublisher(s.mqtt_host, s.mqtt_port)
             time.sleep(2.0)  # let the load settle before the first probe
             for k in range(args.probes):
@@ -253,10 +233,7 @@ def run_escalation_bench(settings: Settings, alerts: int, *, as_json: bool) -> d
     from core.alarms import AlertAction, AlertEvent, AlertKind, Severity
     from core.catalogue import load_catalogue
 
-    if "state_dir" not in settings.model_fields_set:
-        settings = settings.model_copy(update={"state_dir": settings.state_dir / "bench-esc"})
-    if settings.database_url is None:
-        shutil.rmtree(settings.state_dir.resolve() / "pgdata", ignore_errors=True)
+    settings = bench_settings(settings, "bench-esc", workers=None)
     run = uuid.uuid4().hex[:6]
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 
