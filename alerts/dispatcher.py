@@ -231,8 +231,9 @@ class Dispatcher:
                 if r.purpose == "alert"
             ] + [lvl.audience for lvl in policy.levels[: step.level]]
             purpose = "escalation" if step.kind == "escalate" else "reminder"
-            note = replace(
-                self._notification_of(row, now),
+            note = await self._notification_of(
+                row,
+                now,
                 purpose=purpose,
                 change_id=f"alert:{row.id}|{step.kind}|{step.level}|{step.reminders}",
             )
@@ -277,10 +278,8 @@ class Dispatcher:
                         continue
                     if not await routing.mark_late_routed(conn, alert_id=row.id, route=route.name):
                         continue
-                note = replace(
-                    self._notification_of(row, now),
-                    change_id=f"alert:{row.id}|late|{route.name}",
-                    purpose=route.purpose,
+                note = await self._notification_of(
+                    row, now, change_id=f"alert:{row.id}|late|{route.name}", purpose=route.purpose
                 )
                 report.deliveries += await self._tell(note, row, [route.audience], known)
                 report.late_routed += 1
@@ -403,13 +402,16 @@ class Dispatcher:
             created_at=self._clock(),
         )
 
-    def _notification_of(self, row: AlertRow, now: datetime) -> Notification:
-        info_name = self._enterprises.get(row.enterprise_id, (0.0, None))[1]
+    async def _notification_of(
+        self, row: AlertRow, now: datetime, *, change_id: str, purpose: str
+    ) -> Notification:
+        """What to tell people about a stored alert (escalation, reminder, late route)."""
+        info = await self._enterprise(row.enterprise_id)
         return Notification(
-            change_id=f"alert:{row.id}",
-            purpose="alert",
+            change_id=change_id,
+            purpose=purpose,
             enterprise_id=row.enterprise_id,
-            enterprise_name=info_name.name if info_name else row.enterprise_id,
+            enterprise_name=info.name if info else row.enterprise_id,
             alert_key=row.alert_key,
             action="open",
             alert_kind=row.kind,

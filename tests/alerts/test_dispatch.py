@@ -398,13 +398,26 @@ async def test_an_unacknowledged_critical_alert_climbs_the_chain_until_acknowled
     alert_id = await _open_critical(database_url, "E010", f"E010-X{world.tag}", t0)
     d = world.dispatcher
 
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT coalesce(nullif(name_ru, ''), name) FROM enterprises WHERE id = 'E010'"
+        ).fetchone()
+    assert row is not None
+    e010_name = row[0]
+
     async def tick(minutes: float) -> list[str]:
         report = await d.tick(t0 + timedelta(minutes=minutes))
         outcomes = await report.outcomes()
         assert all(o.status.value == "sent" for o in outcomes), outcomes
-        hooks = sorted(p for p in _paths(world.receiver, world) if p.startswith("/hook/"))
+        hooks = [
+            r
+            for r in world.receiver.requests
+            if r.path.startswith("/hook/") and _about_this_test(world, r.path, r.body)
+        ]
+        # Named as people know the enterprise, even on the first escalation the notifier makes.
+        assert all(orjson.loads(r.body)["enterprise_name"] == e010_name for r in hooks)
         world.receiver.requests.clear()
-        return _who(world, hooks)
+        return _who(world, sorted(r.path for r in hooks))
 
     assert await tick(9) == []  # still within the 10 minutes to acknowledge
     # 10 min: sent again to everyone told so far, and to the head of regional inspection.
