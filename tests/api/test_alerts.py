@@ -21,6 +21,7 @@ from api import create_app
 from core.access import Role
 from core.alarms import AlertAction, AlertEvent, AlertKind, Severity
 from core.settings import Settings
+from tests.asgi import serve
 from tests.people import bearer, ensure_user
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -64,13 +65,7 @@ async def _apply(database_url: str, *events: AlertEvent) -> None:
 @pytest.fixture
 async def app(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
     settings = _settings(database_url)
-    application = create_app(settings)
-    async with (
-        application.router.lifespan_context(application),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(application), base_url="http://q.test"
-        ) as c,
-    ):
+    async with serve(settings) as c:
         yield c, settings
 
 

@@ -18,10 +18,10 @@ import httpx
 import psycopg
 import pytest
 
-from api import create_app
 from core.access import Role
 from core.catalogue import load_catalogue
 from core.settings import Settings
+from tests.asgi import serve as _serve
 from tests.people import bearer, ensure_user
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -45,21 +45,6 @@ def _settings(database_url: str, *, mqtt_url: str | None = None) -> Settings:
         kafka_bootstrap=f"127.0.0.1:{_free_port()}",
         mqtt_url=mqtt_url or f"mqtt://127.0.0.1:{_free_port()}",
     )
-
-
-@asynccontextmanager
-async def _serve(
-    settings: Settings, headers: dict[str, str] | None = None
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client talking to a fresh app whose lifespan (pool open/close) really runs."""
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app), base_url="http://qorgau.test", headers=headers
-        ) as client,
-    ):
-        yield client
 
 
 @pytest.fixture

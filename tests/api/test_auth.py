@@ -10,10 +10,10 @@ import jwt
 import psycopg
 import pytest
 
-from api import create_app
 from core.access import Role
 from core.settings import DEVELOPMENT_SECRET, Settings
 from storage import people
+from tests.asgi import serve
 from tests.people import PASSWORD, ensure_user
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -21,11 +21,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 @pytest.fixture
 async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(_env_file=None, database_url=database_url))  # type: ignore[call-arg]
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://q.test") as c,
-    ):
+    async with serve(Settings(_env_file=None, database_url=database_url)) as c:  # type: ignore[call-arg]
         yield c
 
 

@@ -23,11 +23,11 @@ from psycopg_pool import AsyncConnectionPool
 from alerts.channels import WebhookChannel
 from alerts.delivery import Backoff, Deliverer, DeliveryStatus
 from alerts.notification import Notification, Recipient, Target
-from api import create_app
 from core.access import Role
 from core.settings import Settings
 from storage.deliveries import AttemptRecord, create_delivery, finish_attempt
 from tests.alerts.conftest import http_receiver, make_notification
+from tests.asgi import serve
 from tests.people import bearer, ensure_user
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -170,13 +170,7 @@ async def app(
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, database_url=database_url, state_dir=tmp_path
     )
-    application = create_app(settings)
-    async with (
-        application.router.lifespan_context(application),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(application), base_url="http://q.test"
-        ) as c,
-    ):
+    async with serve(settings) as c:
         yield c, settings
 
 

@@ -28,6 +28,7 @@ from core.access import Role, Scope
 from core.alarms import AlertAction, AlertEvent, AlertKind, Severity
 from core.settings import Settings
 from storage.deliveries import AttemptRecord, create_delivery, finish_attempt
+from tests.asgi import serve
 from tests.people import SCOPED_USERS, bearer, ensure_user
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -233,11 +234,7 @@ async def a_delivery(database_url: str) -> int:
 @pytest.fixture(scope="module")
 async def app_client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
     settings = _settings(database_url)
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://q.test") as c,
-    ):
+    async with serve(settings) as c:
         yield c, settings
 
 

@@ -34,6 +34,7 @@ from core.errors import ConfigError
 from core.settings import Settings
 from storage.people import UserRow
 from tests.alerts.conftest import http_receiver, make_notification
+from tests.asgi import serve
 from tests.people import bearer, ensure_user
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -75,13 +76,7 @@ async def app(
     database_url: str, tmp_path: Path
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
     settings = _settings(database_url, tmp_path)
-    application = create_app(settings)
-    async with (
-        application.router.lifespan_context(application),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(application), base_url="http://q.test"
-        ) as c,
-    ):
+    async with serve(settings) as c:
         yield c, settings
 
 
@@ -425,11 +420,7 @@ async def test_only_known_push_services_and_no_local_ones_outside_development(
         webhook_secret="w" * 40,
         vapid_private_key=generate_vapid_key()[0],
     )
-    application = create_app(settings)
-    async with (
-        application.router.lifespan_context(application),
-        httpx.AsyncClient(transport=httpx.ASGITransport(application), base_url="http://q") as c,
-    ):
+    async with serve(settings) as c:
         headers = bearer(settings, _user(database_url, "t-push-prod"))
         for endpoint in (
             "https://fcm.googleapis.com/fcm/send/abc",

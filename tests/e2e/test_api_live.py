@@ -7,20 +7,18 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import httpx
 import orjson
 
-from api.main import create_app
 from core.access import Role
 from edge.publisher import BulkPublisher, reading_topic
 from qorgau.launcher import Stack
+from tests.asgi import serve
 from tests.people import bearer, ensure_user
 
 
 async def test_ready_is_200_with_every_dependency_up_and_shows_live_readings(
     stack: Stack,
 ) -> None:
-    app = create_app(stack.settings)
     assert stack.settings.database_url is not None
     officer = ensure_user(
         stack.settings.database_url, "t-officer-e001", Role.SAFETY_OFFICER, [], "E001"
@@ -41,14 +39,7 @@ async def test_ready_is_200_with_every_dependency_up_and_shows_live_readings(
         assert pub.wait_acked(timeout_s=10)
         pub.close()
 
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app),
-            base_url="http://t",
-            headers=bearer(stack.settings, officer),
-        ) as client,
-    ):
+    async with serve(stack.settings, bearer(stack.settings, officer)) as client:
         r = await client.get("/api/v1/ready")
         assert r.status_code == 200, r.text
         assert all(c["ok"] for c in r.json()["checks"].values())
