@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from alerts.channels.webpush import b64url
 from alerts.lifecycle import MAX_COMMENT, Resolution
 from api.security import TokenPair
 from core.catalogue import Catalogue
@@ -385,10 +386,6 @@ def _b64url_bytes(value: str, name: str) -> bytes:
         raise ValueError(f"{name} is not valid base64url: {exc}") from exc
 
 
-def _b64url_text(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 class VapidPublicKeyPublic(_Public):
     public_key: str = Field(
         description="The VAPID application server key: base64url of the uncompressed P-256 "
@@ -420,7 +417,7 @@ class PushKeysRequest(BaseModel):
             ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
         except ValueError as exc:
             raise ValueError("p256dh is not a point on the P-256 curve") from exc
-        return _b64url_text(raw)  # stored unpadded, as push libraries expect
+        return b64url(raw)  # stored unpadded, as push libraries expect
 
     @field_validator("auth")
     @classmethod
@@ -428,7 +425,7 @@ class PushKeysRequest(BaseModel):
         raw = _b64url_bytes(value, "auth")
         if len(raw) != 16:
             raise ValueError(f"auth must be 16 bytes, got {len(raw)}")
-        return _b64url_text(raw)
+        return b64url(raw)
 
 
 class PushSubscriptionRequest(BaseModel):

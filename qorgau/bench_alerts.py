@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import os
 import statistics
 import threading
@@ -31,6 +30,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from alerts.channels.webpush import b64url
 from api.security import hash_password
 from core.access import Role
 from core.errors import QorgauError
@@ -59,17 +59,13 @@ class AlertBenchResult:
     latency_max_ms: float
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 class _PushService:
     """A push service on 127.0.0.1 that decrypts what it is sent and notes the arrival."""
 
     def __init__(self) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.auth = os.urandom(16)
-        self.p256dh = _b64(
+        self.p256dh = b64url(
             self.key.public_key().public_bytes(
                 serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
             )
@@ -121,7 +117,7 @@ def _subscribe(dsn: str, push: _PushService, run: str) -> None:
         conn.execute(
             "INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth)"
             " VALUES (%s, %s, %s, %s)",
-            (user.id, f"http://127.0.0.1:{push.port}/push/{run}", push.p256dh, _b64(push.auth)),
+            (user.id, f"http://127.0.0.1:{push.port}/push/{run}", push.p256dh, b64url(push.auth)),
         )
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "DEV_VAPID_KEY_FILE",
     "MAX_PLAINTEXT",
     "WebPushChannel",
+    "b64url",
     "generate_vapid_key",
     "public_key_b64url",
     "resolve_vapid_key",
@@ -68,7 +69,12 @@ _JWT_RENEW_S = 3600  # sign anew when a cached token has less than this left
 DEV_VAPID_KEY_FILE = "vapid-private.pem"
 
 
-def _b64url(data: bytes) -> str:
+def b64url(data: bytes) -> str:
+    """Unpadded base64url, as Web Push writes keys (RFC 8291, RFC 8292).
+
+    >>> b64url(bytes([251, 255]))
+    '-_8'
+    """
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
@@ -180,7 +186,7 @@ def public_key_b64url(private: Any) -> str:
     point = cast(ec.EllipticCurvePublicKey, vapid.public_key).public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
-    return _b64url(point)
+    return b64url(point)
 
 
 def _fit(payload: dict[str, Any]) -> bytes:

@@ -7,7 +7,6 @@ request and answers with a scripted list of statuses (the last one repeats).
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import shutil
 import socket
@@ -29,11 +28,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from psycopg_pool import AsyncConnectionPool
 
+from alerts.channels.webpush import b64url
 from alerts.notification import Notification
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def free_port() -> int:

@@ -48,10 +48,6 @@ from tests.alerts.conftest import (
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def _b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 

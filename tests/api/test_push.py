@@ -26,14 +26,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from alerts.channels import WebPushChannel, generate_vapid_key, public_key_b64url
-from alerts.channels.webpush import DEV_VAPID_KEY_FILE, resolve_vapid_key
+from alerts.channels.webpush import DEV_VAPID_KEY_FILE, b64url, resolve_vapid_key
 from alerts.notification import Recipient, Target
 from api import create_app
 from core.access import Role
 from core.errors import ConfigError
 from core.settings import Settings
 from storage.people import UserRow
-from tests.alerts.conftest import http_receiver, make_notification
+from tests.alerts.conftest import http_receiver, make_notification, subscription_keys
 from tests.asgi import serve
 from tests.people import bearer, ensure_user
 
@@ -42,17 +42,10 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 URL = "/api/v1/push/subscriptions"
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def _browser() -> tuple[ec.EllipticCurvePrivateKey, dict[str, str]]:
     """What a browser makes when it subscribes: a P-256 key pair and a 16-byte auth secret."""
-    private = ec.generate_private_key(ec.SECP256R1())
-    point = private.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
-    return private, {"p256dh": _b64url(point), "auth": _b64url(os.urandom(16))}
+    private, p256dh, _, auth = subscription_keys()
+    return private, {"p256dh": p256dh, "auth": auth}
 
 
 def _subscription(endpoint: str | None = None, **keys: str) -> dict[str, Any]:
@@ -316,7 +309,7 @@ async def test_keys_must_be_a_real_p256_point(
         (x25519_sized, "65 bytes"),
         (b"\x05" + bytes(point[1:]), "starting 0x04"),
     ):
-        r = await client.post(URL, json=_subscription(p256dh=_b64url(raw)), headers=headers)
+        r = await client.post(URL, json=_subscription(p256dh=b64url(raw)), headers=headers)
         assert r.status_code == 422, (why, r.text)
         assert why in r.text, r.text
 
