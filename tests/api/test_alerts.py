@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from api import create_app
 from core.access import Role
 from core.alarms import AlertAction, AlertEvent, AlertKind, Severity
 from core.settings import Settings
+from tests.alerts.conftest import free_port
 from tests.asgi import serve
 from tests.people import bearer, ensure_user
 
@@ -179,17 +179,10 @@ async def test_acknowledge_resolve_comment_over_http(
     assert r.status_code == 422  # a time without its offset is refused, not guessed
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextlib.asynccontextmanager
 async def _server(settings: Settings) -> AsyncIterator[str]:
     """The API served by uvicorn on a free port (streams need a real server)."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     )

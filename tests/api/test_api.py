@@ -21,6 +21,7 @@ import pytest
 from core.access import Role
 from core.catalogue import load_catalogue
 from core.settings import Settings
+from tests.alerts.conftest import free_port
 from tests.asgi import serve as _serve
 from tests.people import bearer, ensure_user
 
@@ -30,20 +31,12 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CATALOGUE = load_catalogue()
 
 
-def _free_port() -> int:
-    """A port nothing listens on (bound and released at once)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _settings(database_url: str, *, mqtt_url: str | None = None) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         database_url=database_url,
-        kafka_bootstrap=f"127.0.0.1:{_free_port()}",
-        mqtt_url=mqtt_url or f"mqtt://127.0.0.1:{_free_port()}",
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",
+        mqtt_url=mqtt_url or f"mqtt://127.0.0.1:{free_port()}",
     )
 
 
