@@ -187,7 +187,15 @@ class Dispatcher:
     ) -> None:
         policy = self.rules.escalation
         async with self._pool.connection() as conn:
-            rows = await routing.unacknowledged_critical(conn)
+            # Critical alerts still going on that nobody has acknowledged or resolved. One
+            # whose condition has cleared stays in people's list until someone resolves it,
+            # but no longer climbs the chain at night.
+            rows = await alerting.list_alerts(
+                conn,
+                scope=Scope(national=True),
+                where=alerting.AlertFilter(status=("open",), severity="critical", active=True),
+                limit=None,
+            )
         for row in rows:
             step = next_step(AlertClock.of(row), now, policy)
             if step is None:

@@ -363,10 +363,11 @@ async def list_alerts(
     *,
     scope: Scope,
     where: AlertFilter,
-    limit: int = 100,
+    limit: int | None = 100,
     offset: int = 0,
 ) -> list[AlertRow]:
-    """Alerts in ``scope`` matching ``where``: critical first, then newest first."""
+    """Alerts in ``scope`` matching ``where``: unresolved first, critical first, then newest
+    first; ``limit`` None for all of them."""
     async with conn.cursor(row_factory=class_row(AlertRow)) as cur:
         await cur.execute(
             ALERT_COLUMNS

@@ -11,8 +11,6 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from storage.alerting import ALERT_COLUMNS, AlertRow
-
 __all__ = [
     "DigestItemRow",
     "EnterpriseInfo",
@@ -25,7 +23,6 @@ __all__ = [
     "late_route_candidates",
     "mark_digest_flushed",
     "mark_late_routed",
-    "unacknowledged_critical",
 ]
 
 
@@ -103,21 +100,6 @@ async def enterprise_info(
             (enterprise_id,),
         )
         return await cur.fetchone()
-
-
-async def unacknowledged_critical(conn: psycopg.AsyncConnection[Any]) -> list[AlertRow]:
-    """Critical alerts still going on that nobody has acknowledged or resolved, in one read.
-
-    A critical alert whose condition has cleared stays in people's list until someone
-    resolves it, but no longer climbs the chain at night.
-    """
-    async with conn.cursor(row_factory=class_row(AlertRow)) as cur:
-        await cur.execute(
-            ALERT_COLUMNS
-            + "WHERE a.status = 'open' AND a.severity = 'critical' AND a.state = 'open'"
-            " ORDER BY a.id"
-        )
-        return await cur.fetchall()
 
 
 async def claim_escalation_step(
