@@ -1,7 +1,8 @@
 """Qorgau's domain: readings, enterprises, sensors, the hazard catalogue, settings, errors.
 
-`core` does no I/O beyond reading its own packaged data files and imports
-nothing else of the project; every other package builds on it.
+`core` does no I/O beyond reading its own packaged data files (and the local
+stack's own secrets, `core.statefiles`) and imports nothing else of the project;
+every other package builds on it.
 """
 
 from __future__ import annotations

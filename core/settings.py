@@ -10,16 +10,63 @@ Built only by the composition root (`qorgau`), never at import time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEVELOPMENT_SECRET", "Settings"]
+from core.statefiles import local_secret
 
-# Signs tokens in development only; any other environment refuses to start with it.
-DEVELOPMENT_SECRET = "qorgau-development-secret-do-not-use-in-production"
+__all__ = [
+    "JWT_SECRET_FILE",
+    "MIN_SECRET_LENGTH",
+    "WEBHOOK_SECRET_FILE",
+    "LocalSecret",
+    "Settings",
+]
+
+# Where a local stack keeps the secrets nobody configured (development only).
+JWT_SECRET_FILE = "jwt-secret"
+WEBHOOK_SECRET_FILE = "webhook-secret"
+_LOCAL_SECRETS = {"jwt_secret": JWT_SECRET_FILE, "webhook_secret": WEBHOOK_SECRET_FILE}
+MIN_SECRET_LENGTH = 32
+# Earlier versions published their development key in this file; whoever read it could
+# sign tokens for any demo. It is refused everywhere, whatever the environment.
+_PUBLISHED_SECRETS = frozenset({"qorgau-development-secret-do-not-use-in-production"})
+_DEFAULT_STATE_DIR = Path(".qorgau")
+
+
+class LocalSecret(SecretStr):
+    """A secret nobody configured: the local stack's own, made at random on first use.
+
+    It is read from (or made in) ``state_dir / name`` only when its value is asked for
+    (`core.statefiles.local_secret`), so settings can be built, printed and compared
+    without touching the disk, and every process of one stack shares the value.
+    """
+
+    def __init__(self, state_dir: Path, name: str) -> None:
+        super().__init__("")
+        self.path = state_dir / name
+
+    def get_secret_value(self) -> str:
+        return local_secret(self.path.parent, self.path.name)
+
+    def _display(self) -> str:
+        return "**********"
+
+    def __repr__(self) -> str:
+        return f"LocalSecret({str(self.path)!r})"
+
+    def __len__(self) -> int:
+        return len(self.get_secret_value())
+
+
+def _configured(value: Any) -> bool:
+    """Whether a raw setting holds a secret (an empty one is none)."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return bool(value)
 
 
 class Settings(BaseSettings):
@@ -121,7 +168,8 @@ class Settings(BaseSettings):
 
     # Sign-in. Access tokens are short-lived; a refresh token gets a new one.
     jwt_secret: SecretStr = Field(
-        default=SecretStr(DEVELOPMENT_SECRET), description="HMAC key that signs tokens"
+        default=SecretStr(""),  # unset: the state directory's own (a LocalSecret)
+        description="HMAC key that signs tokens; unset in development: the state directory's own"
     )
     access_token_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
     refresh_token_hours: float = Field(default=12.0, gt=0, le=30 * 24)
@@ -170,30 +218,57 @@ class Settings(BaseSettings):
         "development also accepts 127.0.0.1/localhost",
     )
     webhook_secret: SecretStr = Field(
-        default=SecretStr(DEVELOPMENT_SECRET),
-        description="HMAC key for webhooks that have no secret of their own",
+        default=SecretStr(""),
+        description="HMAC key for webhooks that have no secret of their own; unset in "
+        "development: the state directory's own",
     )
 
-    # Local state of the embedded stack (pgdata, broker configs, logs).
-    state_dir: Path = Path(".qorgau")
+    # Local state of the embedded stack (pgdata, broker configs, logs, its own secrets).
+    state_dir: Path = _DEFAULT_STATE_DIR
+
+    @model_validator(mode="before")
+    @classmethod
+    def _local_secrets_where_none_is_set(cls, data: Any) -> Any:
+        """A secret left unset (or empty) is the state directory's own `LocalSecret`."""
+        if not isinstance(data, dict):
+            return data
+        state_dir = Path(data.get("state_dir") or _DEFAULT_STATE_DIR)
+        unset = {
+            name: LocalSecret(state_dir, file)
+            for name, file in _LOCAL_SECRETS.items()
+            if not _configured(data.get(name))
+        }
+        return {**data, **unset} if unset else data
 
     @model_validator(mode="after")
-    def _no_default_secrets_outside_development(self) -> Settings:
+    def _no_published_or_weak_secrets(self) -> Settings:
+        published = [
+            name
+            for name in _LOCAL_SECRETS
+            if not isinstance(secret := getattr(self, name), LocalSecret)
+            and secret.get_secret_value() in _PUBLISHED_SECRETS
+        ]
+        if published:
+            names = ", ".join(f"QORGAU_{n.upper()}" for n in published)
+            raise ValueError(
+                f"{names}: this key was published in Qorgau's source and signs nothing; unset"
+                f" it (development makes its own in QORGAU_STATE_DIR) or set a secret of your own"
+            )
         if self.environment == "development":
             return self
         weak = [
             name
-            for name in ("jwt_secret", "webhook_secret")
-            if (secret := getattr(self, name).get_secret_value()) == DEVELOPMENT_SECRET
-            or len(secret) < 32
+            for name in _LOCAL_SECRETS
+            if isinstance(secret := getattr(self, name), LocalSecret)
+            or len(secret.get_secret_value()) < MIN_SECRET_LENGTH
         ]
         if self.vapid_private_key is None:
             weak.append("vapid_private_key")
         if weak:
             names = ", ".join(f"QORGAU_{n.upper()}" for n in weak)
             raise ValueError(
-                f"{names}: the development default (or a key shorter than 32 characters)"
-                f" cannot be used in {self.environment}; set a secret of your own"
+                f"{names}: not set (or shorter than {MIN_SECRET_LENGTH} characters); in"
+                f" {self.environment} every secret must be your own"
             )
         return self
 

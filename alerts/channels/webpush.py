@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -49,6 +47,7 @@ from alerts.channels.base import (
 )
 from alerts.notification import Notification, Recipient, Target
 from core.errors import ConfigError
+from core.statefiles import local_secret
 
 __all__ = [
     "DEV_VAPID_KEY_FILE",
@@ -110,8 +109,9 @@ def resolve_vapid_key(configured: str | None, state_dir: Path, *, environment: s
 
     ``configured`` (``QORGAU_VAPID_PRIVATE_KEY``) wins and must be an EC P-256
     private key. Without it, development uses ``state_dir / DEV_VAPID_KEY_FILE``,
-    creating it (mode 0600) on first use, so the API and the notifier of one local
-    stack hand out and sign with the same key; any other environment refuses.
+    creating it (mode 0600) on first use with `core.statefiles.local_secret`, so the
+    API and the notifier of one local stack hand out and sign with the same key; any
+    other environment refuses.
     Raises `ConfigError`.
 
     >>> import tempfile
@@ -144,26 +144,8 @@ def resolve_vapid_key(configured: str | None, state_dir: Path, *, environment: s
             " development (make one with py_vapid or `openssl ecparam -name prime256v1"
             " -genkey | openssl pkcs8 -topk8 -nocrypt`)"
         )
-    path = state_dir / DEV_VAPID_KEY_FILE
-    try:
-        return _check_p256(path.read_text(encoding="ascii"), str(path))
-    except FileNotFoundError:
-        pass
-    state_dir.mkdir(parents=True, exist_ok=True)
-    pem, _ = generate_vapid_key()
-    # Written whole under a temporary name, then linked into place: two processes
-    # starting together both end up with whichever key was linked first, never half a file.
-    tmp = state_dir / f".{DEV_VAPID_KEY_FILE}.{os.getpid()}.{uuid.uuid4().hex}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(pem)
-        os.link(tmp, path)
-    except FileExistsError:
-        return _check_p256(path.read_text(encoding="ascii"), str(path))
-    finally:
-        tmp.unlink(missing_ok=True)
-    return pem
+    pem = local_secret(state_dir, DEV_VAPID_KEY_FILE, make=lambda: generate_vapid_key()[0])
+    return _check_p256(pem, str(state_dir / DEV_VAPID_KEY_FILE))
 
 
 def _check_p256(private: str, source: str) -> str:

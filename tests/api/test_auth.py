@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import jwt
@@ -11,7 +12,7 @@ import psycopg
 import pytest
 
 from core.access import Role
-from core.settings import DEVELOPMENT_SECRET, Settings
+from core.settings import Settings
 from storage import people
 from tests.asgi import serve
 from tests.people import PASSWORD, ensure_user
@@ -20,8 +21,13 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 @pytest.fixture
-async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve(Settings(_env_file=None, database_url=database_url)) as c:  # type: ignore[call-arg]
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(_env_file=None, database_url=database_url, state_dir=tmp_path)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(settings) as c:
         yield c
 
 
@@ -104,12 +110,13 @@ async def test_disabling_or_a_new_password_ends_every_session(
 
 
 async def test_expired_and_forged_tokens_are_refused(
-    client: httpx.AsyncClient, database_url: str
+    client: httpx.AsyncClient, database_url: str, settings: Settings
 ) -> None:
+    secret = settings.jwt_secret.get_secret_value()
     user = ensure_user(database_url, "t-auth-forger", Role.ADMIN)
     now = int(time.time())
     claims = {"iss": "qorgau", "sub": str(user.id), "ver": 0, "typ": "access", "iat": now}
-    expired = jwt.encode({**claims, "exp": now - 1}, DEVELOPMENT_SECRET, algorithm="HS256")
+    expired = jwt.encode({**claims, "exp": now - 1}, secret, algorithm="HS256")
     forged = jwt.encode({**claims, "exp": now + 600}, "another-secret-" * 3, algorithm="HS256")
     unsigned = jwt.encode({**claims, "exp": now + 600}, "", algorithm="none")
     for token, why in (
@@ -120,7 +127,7 @@ async def test_expired_and_forged_tokens_are_refused(
         r = await client.get("/api/v1/users/me", headers=_auth(token))
         assert r.status_code == 401, why
         assert r.json()["detail"].startswith(why)
-    good = jwt.encode({**claims, "exp": now + 600}, DEVELOPMENT_SECRET, algorithm="HS256")
+    good = jwt.encode({**claims, "exp": now + 600}, secret, algorithm="HS256")
     assert (await client.get("/api/v1/users/me", headers=_auth(good))).status_code == 200
 
 
