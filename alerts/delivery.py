@@ -30,11 +30,11 @@ is an attempt that did not succeed.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -44,6 +44,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts.channels.base import Channel, SendResult, SendStatus, short_error
 from alerts.notification import Notification, Recipient, Target
+from core.backoff import Backoff
+from core.redaction import redact_address, scrub
 from storage.deliveries import (
     FINAL_STATUSES,
     AttemptRecord,
@@ -57,7 +59,7 @@ from storage.deliveries import (
     get_delivery_by_id,
 )
 
-__all__ = ["Backoff", "Deliverer", "DeliveryOutcome", "DeliveryStatus"]
+__all__ = ["Deliverer", "DeliveryOutcome", "DeliveryStatus"]
 
 log = structlog.get_logger(__name__)
 
@@ -95,29 +97,6 @@ class DeliveryOutcome:
         return self.status.value in FINAL_STATUSES
 
 
-@dataclass(slots=True)
-class Backoff:
-    """Delay before retry ``n`` (after attempt ``n`` failed): exponential, capped, jittered.
-
-    >>> b = Backoff(rng=random.Random(7))
-    >>> [round(b(n), 2) for n in range(1, 9)]
-    [0.93, 1.72, 4.24, 6.63, 16.23, 30.28, 52.68, 60.0]
-    >>> Backoff(jitter=0.0)(3)
-    4.0
-    """
-
-    initial_s: float = 1.0
-    factor: float = 2.0
-    max_s: float = 60.0
-    jitter: float = 0.2  # ± this fraction, so retries of many deliveries spread out
-    rng: random.Random = field(default_factory=random.Random)
-
-    def __call__(self, attempt: int) -> float:
-        base = self.initial_s * self.factor ** max(0, attempt - 1)
-        jittered = base * (1.0 + self.rng.uniform(-self.jitter, self.jitter))
-        return min(self.max_s, jittered)
-
-
 async def _returns(outcome: DeliveryOutcome) -> DeliveryOutcome:
     return outcome
 
@@ -144,15 +123,6 @@ def _outcome(
         duplicate=duplicate,
         end_to_end_ms=end_to_end_ms,
     )
-
-
-def _redacted(target: Target) -> str:
-    """The address for a log line: apprise and webhook URLs carry tokens, so only their host."""
-    if target.channel in ("apprise", "webhook", "webpush"):
-        scheme, _, rest = target.address.partition("://")
-        host = rest.split("/", 1)[0].rpartition("@")[2]
-        return f"{scheme}://{host}/…"
-    return target.address
 
 
 _RESULT_TO_STATUS = {
@@ -375,8 +345,15 @@ class Deliverer:
         except TimeoutError:
             return SendResult(SendStatus.RETRY, f"attempt took over {self._attempt_timeout_s:g} s")
         except Exception as exc:  # a channel bug is a failed attempt, never a lost delivery
-            log.exception(
-                "channel raised", channel=target.channel, change_id=notification.change_id
+            # Not log.exception: the traceback repeats the address's secrets; scrubbed here.
+            log.error(
+                "channel raised",
+                channel=target.channel,
+                change_id=notification.change_id,
+                address=redact_address(target.channel, target.address),
+                traceback=scrub(
+                    "".join(traceback.format_exception(exc)), target.address, channel=target.channel
+                ),
             )
             return SendResult(SendStatus.RETRY, f"channel raised {short_error(exc)}")
 
@@ -397,7 +374,7 @@ class Deliverer:
             alert_key=notification.alert_key,
             recipient=recipient.key,
             channel=target.channel,
-            address=_redacted(target),
+            address=redact_address(target.channel, target.address),
         )
         wait = (row.next_attempt_at - self._clock()).total_seconds()
         if wait > 0:  # taken over while waiting to retry: keep its schedule
@@ -425,6 +402,8 @@ class Deliverer:
             started = time.monotonic()
             result = await self._attempt(notification, recipient, target)
             latency_ms = round((time.monotonic() - started) * 1000.0, 3)
+            # Far ends and libraries echo URLs: nothing of the address's secrets is kept or logged.
+            detail = scrub(result.detail, target.address, channel=target.channel) or None
 
             status = _RESULT_TO_STATUS.get(result.status)
             delay = 0.0
@@ -445,7 +424,7 @@ class Deliverer:
                 status=result.status.value,
                 latency_ms=latency_ms,
                 http_status=result.http_status,
-                error=result.detail or None,
+                error=detail,
             )
             async with self._pool.connection() as conn, conn.transaction():
                 updated = await finish_attempt(
@@ -469,7 +448,7 @@ class Deliverer:
                 status=status.value,
                 latency_ms=latency_ms,
                 http_status=result.http_status,
-                detail=result.detail or None,
+                detail=detail,
                 retry_in_s=round(delay, 3) if next_at else None,
             )
             if updated is None:
@@ -493,6 +472,6 @@ class Deliverer:
                 )
             else:
                 bound.warning(
-                    "delivery given up", status=status.value, attempts=attempt, detail=result.detail
+                    "delivery given up", status=status.value, attempts=attempt, detail=detail
                 )
             return _outcome(updated, duplicate=False, end_to_end_ms=end_to_end)

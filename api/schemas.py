@@ -19,6 +19,7 @@ from alerts.channels.webpush import b64url
 from alerts.lifecycle import MAX_COMMENT, Resolution
 from api.security import TokenPair
 from core.catalogue import Catalogue
+from core.redaction import redact_address, scrub
 from storage.alerting import AlertRow, HistoryRow
 from storage.deliveries import DeliveryAttemptRow, DeliveryLogRow, DeliveryRow
 from storage.people import PushSubscriptionRow, UserRow
@@ -51,7 +52,6 @@ __all__ = [
     "TokenPublic",
     "UserPublic",
     "VapidPublicKeyPublic",
-    "redact_address",
 ]
 
 
@@ -483,70 +483,10 @@ class PushSubscriptionPublic(_Public):
 
 # --- the delivery log ---------------------------------------------------------------------
 
-# Apprise schemes whose host part is a real host; in the others (tgram://TOKEN/...,
-# discord://ID/TOKEN...) the "host" is itself a secret.
-_APPRISE_HOSTED = frozenset(
-    {"http", "https", "json", "jsons", "xml", "xmls", "form", "forms", "mailto", "mailtos"}
-    | {"gotify", "gotifys", "mmost", "mmosts", "ntfys"}
-)
 
-
-def _url_parts(address: str) -> tuple[str, str, str, str] | None:
-    """(scheme, user info, host[:port], path+query+fragment) of a URL; None if it is none."""
-    scheme, sep, rest = address.partition("://")
-    if not sep:
-        return None
-    cut = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
-    netloc, tail = rest[:cut], rest[cut:]
-    userinfo, _, host = netloc.rpartition("@")
-    return scheme.lower(), userinfo, host, tail
-
-
-def redact_address(channel: str, address: str) -> str:
-    """The address as the delivery log shows it: URLs lose the tokens in their path and query.
-
-    >>> redact_address("webhook", "https://hooks.example.com:8443/T0K3N/x?sig=abc")
-    'https://hooks.example.com:8443'
-    >>> redact_address("webpush", "https://fcm.googleapis.com/fcm/send/dQw4w9WgXcQ:APA91b")
-    'https://fcm.googleapis.com/…'
-    >>> redact_address("apprise", "json://user:pw@alerts.example.kz/hook?token=1")
-    'json://alerts.example.kz'
-    >>> redact_address("apprise", "tgram://123456:AAHdqTcvCH1vGWJxfSeof/-1001234")
-    'tgram://…'
-    >>> redact_address("email", "inspector@example.kz"), redact_address("mqtt", "qorgau/v1/E001/app/W17/notify")
-    ('inspector@example.kz', 'qorgau/v1/E001/app/W17/notify')
-    """
-    if channel == "email":
-        return address
-    parts = _url_parts(address)
-    if parts is None:
-        return address if channel == "mqtt" else "…"
-    scheme, _, host, _ = parts
-    if channel == "webpush":
-        return f"{scheme}://{host}/…"
-    if channel == "apprise" and scheme not in _APPRISE_HOSTED:
-        return f"{scheme}://…"
-    return f"{scheme}://{host}"
-
-
-def _scrub(text: str | None, address: str, redacted: str) -> str | None:
-    """An error message without the address's secret parts (far ends may echo the URL).
-
-    >>> _scrub("POST https://h.example/T0K3N?sig=1: 403", "https://h.example/T0K3N?sig=1", "https://h.example")
-    'POST https://h.example: 403'
-    >>> _scrub("bad path /T0K3N?sig=1", "https://h.example/T0K3N?sig=1", "https://h.example")
-    'bad path …'
-    """
-    if not text or address == redacted:
-        return text
-    text = text.replace(address, redacted)
-    parts = _url_parts(address)
-    if parts is not None:
-        _, userinfo, host, tail = parts
-        for secret in (tail, userinfo, "" if host in redacted else host):
-            if len(secret) >= 4:  # shorter pieces ("/", "/x") say nothing and match too much
-                text = text.replace(secret, "…")
-    return text
+def _scrubbed(text: str | None, channel: str, address: str) -> str | None:
+    """An error without the address's secrets (rows written before errors were scrubbed)."""
+    return scrub(text, address, channel=channel) if text else text
 
 
 class DeliveryPublic(_Public):
@@ -589,7 +529,7 @@ class DeliveryPublic(_Public):
             attempts=row.attempts,
             latency_ms=row.latency_ms,
             http_status=row.http_status,
-            last_error=_scrub(row.last_error, row.address, address),
+            last_error=_scrubbed(row.last_error, row.channel, row.address),
             created_at=row.created_at,
             next_attempt_at=row.next_attempt_at,
             sent_at=row.sent_at,
@@ -616,7 +556,7 @@ class DeliveryAttemptPublic(_Public):
             status=row.status,
             latency_ms=row.latency_ms,
             http_status=row.http_status,
-            error=_scrub(row.error, address, redact_address(channel, address)),
+            error=_scrubbed(row.error, channel, address),
         )
 
 

@@ -1,6 +1,6 @@
 """The delivery log, for admins: who was told what, on which channel, and every attempt.
 
-Addresses are redacted (`api.schemas.redact_address`): webhook and apprise URLs
+Addresses are redacted (`core.redaction.redact_address`): webhook and apprise URLs
 carry their tokens in the path, query or even the host, and a push endpoint is
 a capability; the log shows where a message went, never how to send another.
 """

@@ -31,9 +31,10 @@ from alerts.channels import (
     verify_signature,
 )
 from alerts.channels.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
-from alerts.delivery import Backoff, Deliverer, DeliveryStatus
+from alerts.delivery import Deliverer, DeliveryStatus
 from alerts.notification import Recipient, Target
 from alerts.texts import render
+from core.backoff import Backoff
 from storage.deliveries import get_delivery_by_id, list_deliveries, list_delivery_attempts
 from tests.alerts.conftest import http_receiver, make_notification
 

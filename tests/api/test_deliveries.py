@@ -21,9 +21,10 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.channels import WebhookChannel
-from alerts.delivery import Backoff, Deliverer, DeliveryStatus
+from alerts.delivery import Deliverer, DeliveryStatus
 from alerts.notification import Notification, Recipient, Target
 from core.access import Role
+from core.backoff import Backoff
 from core.settings import Settings
 from storage.deliveries import AttemptRecord, create_delivery, finish_attempt
 from tests.alerts.conftest import http_receiver, make_notification
