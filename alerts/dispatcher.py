@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import groupby
@@ -35,6 +35,7 @@ from alerts.escalation import AlertClock, next_step
 from alerts.notification import Notification, Recipient, Target
 from alerts.routing import Audience, Routing
 from core.access import Role, Scope
+from core.alarms import AlertEvent
 from core.catalogue import Catalogue
 from storage import alerting, routing
 from storage.alerting import AlertRow
@@ -92,47 +93,45 @@ class Dispatcher:
 
     # --- one change --------------------------------------------------------------------
 
-    async def handle(self, change: Mapping[str, Any]) -> list[Awaitable[DeliveryOutcome]]:
+    async def handle(self, change: AlertEvent) -> list[Awaitable[DeliveryOutcome]]:
         """Record the deliveries ``change`` calls for; awaitables of their outcomes."""
         started = time.monotonic()
-        action = str(change.get("action", ""))
+        action = change.action.value
         if action not in _NOTIFIED_ACTIONS:
             return []
-        try:
-            kind = str(change["kind"])
-            severity = str(change["severity"])
-            enterprise_id = str(change["enterprise_id"])
-            ts = datetime.fromisoformat(str(change["ts"]).replace("Z", "+00:00"))
-        except (KeyError, ValueError) as exc:
-            log.error("alert change unreadable; nobody told", change=dict(change), error=str(exc))
-            return []
-        hazard = change.get("hazard")
+        kind, severity, enterprise_id = (
+            change.kind.value,
+            change.severity.value,
+            change.enterprise_id,
+        )
+        hazard = change.hazard
         info = await self._enterprise(enterprise_id)
         routes = self.rules.matches(
             kind=kind, severity=severity, category=self._category(hazard), action=action
         )
+        stamp = change.ts.isoformat().replace("+00:00", "Z")
         note = Notification(
-            change_id=f"{change.get('key')}|{action}|{change['ts']}",
+            change_id=f"{change.key}|{action}|{stamp}",
             purpose="alert",
             enterprise_id=enterprise_id,
             enterprise_name=info.name if info else enterprise_id,
-            alert_key=str(change.get("key")),
+            alert_key=change.key,
             action=action,
             alert_kind=kind,
             severity=severity,
-            hazard=str(hazard) if hazard else None,
-            sensor_id=change.get("sensor_id"),
-            zone_id=change.get("zone_id"),
-            value=change.get("value"),
+            hazard=hazard or None,
+            sensor_id=change.sensor_id,
+            zone_id=change.zone_id,
+            value=change.value,
             unit=self._unit(hazard),
-            limit=change.get("limit"),
-            ts=ts,
-            message=str(change.get("message", "")),
+            limit=change.limit,
+            ts=change.ts,
+            message=change.message,
             # The alert's number is not known yet (the worker commits after publishing):
             # the link lists the sensor's alerts, this one first.
             link=(
-                f"{self._public_url}/api/v1/alerts?{urlencode({'sensor_id': change['sensor_id']})}"
-                if self._public_url and change.get("sensor_id")
+                f"{self._public_url}/api/v1/alerts?{urlencode({'sensor_id': change.sensor_id})}"
+                if self._public_url and change.sensor_id
                 else None
             ),
             created_monotonic=started,

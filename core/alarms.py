@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -72,6 +74,71 @@ class AlertEvent:
             "limit": self.limit,
             "details": self.details,
         }
+
+    @classmethod
+    def from_wire(cls, record: Mapping[str, Any]) -> AlertEvent:
+        """The change a `wire_record` describes; `ValueError` names what is wrong with it.
+
+        >>> e = AlertEvent(AlertAction.OPEN, "k", AlertKind.SOS, Severity.CRITICAL, "E1",
+        ...     "worker:W1", "sos", datetime.fromisoformat("2026-03-01T08:00:00+00:00"), None, "SOS")
+        >>> AlertEvent.from_wire(e.wire_record()) == e
+        True
+        >>> AlertEvent.from_wire({**e.wire_record(), "kind": "gossip"})
+        Traceback (most recent call last):
+        ...
+        ValueError: alert change: kind 'gossip' is not one of threshold, ceiling, stel, twa, fire, anomaly, sensor_fault, stale, sos
+        """
+
+        def text(name: str, *, optional: bool = False) -> Any:
+            value = record.get(name)
+            if value is None and optional:
+                return None
+            if not isinstance(value, str):
+                raise ValueError(f"alert change: {name} must be a string, got {value!r:.80}")
+            return value
+
+        def number(name: str) -> float | None:
+            value = record.get(name)
+            if value is None:
+                return None
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"alert change: {name} must be a number, got {value!r:.80}")
+            return float(value) if math.isfinite(value) else None
+
+        def member(enum: type[StrEnum], name: str) -> Any:
+            value = record.get(name)
+            try:
+                return enum(str(value))
+            except ValueError:
+                choices = ", ".join(m.value for m in enum)
+                raise ValueError(
+                    f"alert change: {name} {value!r:.80} is not one of {choices}"
+                ) from None
+
+        try:
+            ts = datetime.fromisoformat(text("ts").replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError(f"alert change: ts is not a timestamp ({exc})") from None
+        if ts.tzinfo is None:
+            raise ValueError("alert change: ts has no time zone")
+        details = record.get("details") or {}
+        if not isinstance(details, dict):
+            raise ValueError("alert change: details must be an object")
+        return cls(
+            action=member(AlertAction, "action"),
+            key=text("key"),
+            kind=member(AlertKind, "kind"),
+            severity=member(Severity, "severity"),
+            enterprise_id=text("enterprise_id"),
+            sensor_id=text("sensor_id"),
+            hazard=text("hazard"),
+            ts=ts,
+            value=number("value"),
+            message=text("message"),
+            limit=number("limit"),
+            zone_id=text("zone_id", optional=True),
+            details=details,
+        )
 
     def replay_record(self) -> dict[str, Any]:
         """The line ``qorgau replay`` writes for an opened alert."""

@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         default=1, ge=1, description="agent instances per worker (2 overlaps parsing and writing)"
     )
+    worker_pool_size: int = Field(
+        default=3, ge=1, description="most PostgreSQL connections one worker process holds"
+    )
     worker_fetch_max_wait_ms: int = Field(
         default=100, ge=1, description="longest a Kafka fetch may wait for data (ms)"
     )

@@ -29,9 +29,16 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 from paho.mqtt.enums import CallbackAPIVersion
 
+from core.backoff import retry_transient
 from core.errors import InvalidReading
 from core.settings import Settings
-from stream.codec import dead_letter, encode_envelope, parse_reading_payload, parse_topic
+from stream.codec import (
+    MAX_REPORT,
+    dead_letter,
+    encode_envelope,
+    parse_reading_payload,
+    parse_topic,
+)
 from stream.kafka import ensure_topics, wait_for_kafka
 from stream.readiness import clear_ready, mark_ready
 
@@ -189,6 +196,8 @@ class Bridge:
         for topic, payload, _mid, _qos, received in batch:
             try:
                 t = parse_topic(topic)
+                if t.kind != "reading" and len(payload) > MAX_REPORT:
+                    raise InvalidReading("too_large", f"{len(payload):,} bytes > {MAX_REPORT:,}")
                 if t.kind == "reading":
                     packs[t.enterprise_id].extend(parse_reading_payload(payload, t.subject_id))
                 elif t.kind == "status":
@@ -221,10 +230,13 @@ class Bridge:
                             ),
                         )
                     )
-            except InvalidReading as exc:
+            except Exception as exc:  # every refusal, expected or not, is a dead letter
+                if not isinstance(exc, InvalidReading):
+                    log.exception("unexpected refusal", topic=topic[:200])
+                    exc = InvalidReading("unreadable", f"{type(exc).__name__}: {exc}")
                 self.stats.dead_letters += 1
                 self.stats.dead_letter_reasons[exc.reason] += 1
-                key = topic.split("/")[2].encode() if topic.count("/") >= 2 else b""
+                key = topic.split("/")[2][:64].encode() if topic.count("/") >= 2 else b""
                 others.append(
                     (
                         s.deadletter_topic,
@@ -239,7 +251,11 @@ class Bridge:
                     )
                 )
                 log.warning(
-                    "dead letter", stage="bridge", topic=topic, reason=exc.reason, detail=exc.detail
+                    "dead letter",
+                    stage="bridge",
+                    topic=topic[:200],
+                    reason=exc.reason,
+                    detail=exc.detail[:300],
                 )
         now = time.time()
         sends: list[tuple[str, bytes | None, bytes, int | None]] = []
@@ -307,22 +323,19 @@ class Bridge:
         later can never overtake an earlier one while the producer's buffer is full
         (a sensor's readings stay in order); acknowledgements are awaited outside it.
         """
-        assert self._producer is not None
-        delay = 0.5
-        while True:
-            try:
-                async with self._send_order:
-                    futures = [
-                        await self._producer.send(topic, value=value, key=key, partition=part)
-                        for topic, key, value, part in sends
-                    ]
-                await asyncio.gather(*futures)
-                return
-            except KafkaError as exc:
-                # Duplicates from a partial retry are harmless: storage is idempotent.
-                log.error("kafka send failed; retrying", error=repr(exc), messages=len(sends))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        producer = self._producer
+        assert producer is not None
+
+        async def send() -> None:
+            async with self._send_order:
+                futures = [
+                    await producer.send(topic, value=value, key=key, partition=part)
+                    for topic, key, value, part in sends
+                ]
+            await asyncio.gather(*futures)
+
+        # Duplicates from a partial retry are harmless: storage is idempotent.
+        await retry_transient("kafka send", send, transient=(KafkaError,), messages=len(sends))
 
 
 async def run_bridge(settings: Settings, stop: asyncio.Event | None = None) -> None:

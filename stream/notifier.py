@@ -40,11 +40,14 @@ from alerts.channels.webpush import resolve_vapid_key
 from alerts.delivery import Deliverer
 from alerts.dispatcher import Dispatcher
 from alerts.routing import load_routing
+from core.alarms import AlertEvent
+from core.backoff import retry_transient
 from core.catalogue import load_catalogue
 from core.errors import ConfigError
 from core.settings import Settings
 from stream.kafka import ensure_topics, wait_for_kafka
 from stream.readiness import mark_ready, write_stats
+from stream.runtime import TRANSIENT
 
 __all__ = ["build_channels", "run_notifier"]
 
@@ -125,7 +128,13 @@ async def run_notifier(settings: Settings, stop: asyncio.Event) -> None:
         rebalance_timeout_ms=5000,
         fetch_max_wait_ms=50,
     )
-    stats = {"changes": 0.0, "skipped_old": 0.0, "unreadable": 0.0, "deliveries": 0.0}
+    stats = {
+        "changes": 0.0,
+        "skipped_old": 0.0,
+        "unreadable": 0.0,
+        "failed": 0.0,
+        "deliveries": 0.0,
+    }
     background = [
         asyncio.create_task(_every(settings.notifier_tick_s, "tick", dispatcher.tick)),
         asyncio.create_task(_every(settings.notifier_resume_s, "resume", deliverer.resume_pending)),
@@ -168,27 +177,33 @@ async def _handle(
     stats: dict[str, float],
     stop: asyncio.Event,
 ) -> None:
+    """One alert change: recorded as deliveries (retried while the database is away), or
+    logged and skipped when it cannot be read or handled — never blocking the ones after."""
     try:
-        change = orjson.loads(value or b"")
-        ts = datetime.fromisoformat(str(change["ts"]).replace("Z", "+00:00"))
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        change = AlertEvent.from_wire(orjson.loads(value or b""))
+    except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
         stats["unreadable"] += 1
-        log.error("unreadable alert change; nobody told", value=(value or b"")[:300])
+        log.error(
+            "unreadable alert change; nobody told", error=str(exc), value=(value or b"")[:300]
+        )
         return
-    if datetime.now(UTC) - ts > max_age:
+    if datetime.now(UTC) - change.ts > max_age:
         stats["skipped_old"] += 1
-        log.info("alert change too old to send", key=change.get("key"), ts=change.get("ts"))
+        log.info("alert change too old to send", key=change.key, ts=change.ts.isoformat())
         return
-    delay = 0.5
-    while True:
-        try:
-            recorded = await dispatcher.handle(change)
-            break
-        except Exception:  # the database is away: keep the change until it is recorded
-            if stop.is_set():
-                raise
-            log.exception("could not record deliveries; retrying", key=change.get("key"))
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+    try:
+        recorded = await retry_transient(
+            "recording deliveries",
+            lambda: dispatcher.handle(change),
+            transient=TRANSIENT,
+            give_up=stop.is_set,
+            key=change.key,
+        )
+    except TRANSIENT:
+        raise  # stopping: the change is not committed, so it comes again
+    except Exception:
+        stats["failed"] += 1
+        log.exception("alert change could not be handled; nobody told", key=change.key)
+        return
     stats["changes"] += 1
     stats["deliveries"] += len(recorded)

@@ -55,6 +55,7 @@ class BatchOutcome:
     stored: int = 0  # readings new to storage (and run through detection)
     duplicates: int = 0  # already stored: redelivered
     refused: list[tuple[Reading, InvalidReading]] = field(default_factory=list)
+    failed: list[tuple[Reading, Exception]] = field(default_factory=list)  # stored, not checked
     late: int = 0  # stored, but too late for detection (``too_late``)
     alerts: list[AlertEvent] = field(default_factory=list)  # rules' first, then the models'
     detect_s: float = 0.0  # CPU spent in the safety rules for this batch
@@ -94,7 +95,15 @@ class BatchProcessor:
         cp = await load_checkpoint(conn, enterprise_id)
         lateness = timedelta(seconds=self.detector.limits.health.lateness_s)
         if cp is not None:
-            self.detector.import_state(enterprise_id, cp.state)
+            try:
+                self.detector.import_state(enterprise_id, cp.state)
+            except Exception:  # an unreadable checkpoint: start from the stored readings
+                log.exception(
+                    "detection checkpoint unreadable; rebuilding", enterprise=enterprise_id
+                )
+                self.detector.drop_enterprise(enterprise_id)
+                cp = None
+        if cp is not None:
             not_before = (cp.watermark - lateness) if cp.watermark else None
             backlog = await readings_since_checkpoint(
                 conn, enterprise_id, saved_at=cp.saved_at, not_before=not_before
@@ -131,7 +140,12 @@ class BatchProcessor:
         """Bring an enterprise's models up to what storage holds (but ``skip``: this batch)."""
         assert self.models is not None
         cp = await load_model_state(conn, enterprise_id)
-        restored = cp is not None and self.models.import_state(enterprise_id, cp.state)
+        try:
+            restored = cp is not None and self.models.import_state(enterprise_id, cp.state)
+        except Exception:  # an unreadable checkpoint: learn from the stored readings
+            log.exception("model checkpoint unreadable; relearning", enterprise=enterprise_id)
+            self.models.drop_enterprise(enterprise_id)
+            restored = False
         if cp is not None and restored:
             backlog = await readings_since_checkpoint(
                 conn, enterprise_id, saved_at=cp.saved_at, not_before=None
@@ -173,12 +187,22 @@ class BatchProcessor:
         out = BatchOutcome()
         if readings:
             self.last_batch_wall = time.time()
-        enterprises = {r.enterprise_id for r in readings}
+        # Timestamps the receiver's clock refuses are out before anything is restored for
+        # them (and before any date arithmetic is done with them).
+        sane: list[Reading] = []
+        for r in readings:
+            try:
+                self.detector.check_clock(r)
+            except InvalidReading as exc:
+                out.refused.append((r, exc))
+                continue
+            sane.append(r)
+        enterprises = {r.enterprise_id for r in sane}
         try:
             for eid in sorted(enterprises - self._loaded):
-                earliest = min(r.ts for r in readings if r.enterprise_id == eid)
+                earliest = min(r.ts for r in sane if r.enterprise_id == eid)
                 await self._restore(conn, eid, earliest)
-            ordered = sorted(readings, key=lambda r: r.ts)
+            ordered = sorted(sane, key=lambda r: r.ts)
             accepted: list[Reading] = []
             late: set[tuple[str, datetime]] = set()
             for r in ordered:
@@ -202,6 +226,10 @@ class BatchProcessor:
                     out.alerts += self.detector.process(r)
                 except InvalidReading:  # too late against a reading of this batch: stored
                     out.late += 1
+                    continue
+                except Exception as exc:  # a fault of ours must not cost the batch: stored
+                    log.exception("detection failed", sensor=r.sensor_id, ts=r.ts.isoformat())
+                    out.failed.append((r, exc))
                     continue
                 sid = r.sensor_id
                 checked.append((r, self.detector.faulty(sid), self.detector.covered(sid)))

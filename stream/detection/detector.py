@@ -244,10 +244,13 @@ class Detector:
         self.stats.readings += 1
         if late:
             self.stats.late += 1
+        # Event time never runs ahead of the receiver's clock: a sensor whose clock is
+        # fast must not make its neighbours look silent.
+        event_t = t if self.clock is None else min(t, self.clock())
         wm = self.watermarks.get(r.enterprise_id)
-        if wm is None or t > wm:
-            self.watermarks[r.enterprise_id] = t
-            events += self._expire_stale(r.enterprise_id, t)
+        if wm is None or event_t > wm:
+            self.watermarks[r.enterprise_id] = event_t
+            events += self._expire_stale(r.enterprise_id, event_t)
         if not late:
             st.last_t, st.last_ts = t, r.ts
             if not st.queued:  # one heap entry per sensor, moved lazily when it comes due
@@ -364,25 +367,12 @@ class Detector:
         """Refuse a timestamp that cannot be trusted, with the reason; changes no state.
 
         ``future_timestamp`` and ``old_timestamp`` are judged against the receiver's
-        clock (the watermark when there is none); ``too_late`` against the sensor's
-        newest reading and the allowed lateness.
+        clock (the watermark when there is none, see `check_clock`); ``too_late``
+        against the sensor's newest reading and the allowed lateness.
         """
+        self.check_clock(r)
         h = self.limits.health
         t = r.ts.timestamp()
-        ref = self.clock() if self.clock else self.watermark
-        if ref is not None:
-            if t > ref + h.future_skew_s:
-                self._refuse("future_timestamp")
-                raise InvalidReading(
-                    "future_timestamp",
-                    f"ts {r.ts.isoformat()} is more than"
-                    f" {h.future_skew_s:.0f} s ahead of the receiver's clock",
-                )
-            if t < ref - h.max_age_s:
-                self._refuse("old_timestamp")
-                raise InvalidReading(
-                    "old_timestamp", f"ts {r.ts.isoformat()} is more than {h.max_age_s:.0f} s old"
-                )
         st = self._sensors.get(r.sensor_id)
         if (
             st is not None
@@ -394,6 +384,27 @@ class Detector:
                 "too_late",
                 f"ts {r.ts.isoformat()} is more than"
                 f" {h.lateness_s:.0f} s behind the sensor's newest reading",
+            )
+
+    def check_clock(self, r: Reading) -> None:
+        """Refuse a timestamp too far ahead of or behind the receiver's clock (the watermark
+        when there is none); needs no state of the sensor."""
+        h = self.limits.health
+        t = r.ts.timestamp()
+        ref = self.clock() if self.clock else self.watermark
+        if ref is None:
+            return
+        if t > ref + h.future_skew_s:
+            self._refuse("future_timestamp")
+            raise InvalidReading(
+                "future_timestamp",
+                f"ts {r.ts.isoformat()} is more than"
+                f" {h.future_skew_s:.0f} s ahead of the receiver's clock",
+            )
+        if t < ref - h.max_age_s:
+            self._refuse("old_timestamp")
+            raise InvalidReading(
+                "old_timestamp", f"ts {r.ts.isoformat()} is more than {h.max_age_s:.0f} s old"
             )
 
     @staticmethod

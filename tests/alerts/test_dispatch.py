@@ -191,9 +191,9 @@ def _change(
     ts: datetime,
     enterprise: str = "E010",
     action: str = "open",
-) -> dict[str, Any]:
+) -> AlertEvent:
     sensor = f"{enterprise}-D{world.tag}"
-    return {
+    wire = {
         "key": f"{sensor}|{kind}|{ts.isoformat()}",
         "action": action,
         "ts": ts.isoformat().replace("+00:00", "Z"),
@@ -208,6 +208,7 @@ def _change(
         "limit": 20.0,
         "details": {"source": "rule"},
     }
+    return AlertEvent.from_wire(wire)
 
 
 def _about_this_test(world: World, path: str, body: bytes) -> bool:
@@ -298,7 +299,8 @@ async def test_a_critical_gas_alert_reaches_exactly_the_right_people(world: Worl
     assert _who(world, [p for p in paths if p.startswith("/apprise/")]) == ["control15"]
     # Nobody of another region or enterprise, no fire inspector for CO, no escalation level yet.
     payload = _decrypt(world, f"/push/t-d{world.tag}-labour15")
-    assert payload["change_id"] == f"{change['key']}|open|{change['ts']}"
+    stamp = change.ts.isoformat().replace("+00:00", "Z")
+    assert payload["change_id"] == f"{change.key}|open|{stamp}"
     assert (payload["severity"], payload["hazard"], payload["unit"]) == ("critical", "co", "mg/m3")
     assert payload["link"] == f"http://q.test/api/v1/alerts?sensor_id=E010-D{world.tag}"
     hook = next(r for r in world.receiver.requests if r.path.endswith("officer10"))
@@ -478,7 +480,7 @@ async def test_a_sensor_broken_for_hours_reaches_the_labour_inspector_once(
         message="impossible value",
         details={"source": "rule"},
     )
-    handled = await world.dispatcher.handle(event.wire_record())
+    handled = await world.dispatcher.handle(event)
     await asyncio.gather(*handled)
     assert _who(world, _paths(world.receiver)) == ["officer10"]  # the safety officer only
     world.receiver.requests.clear()
