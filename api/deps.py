@@ -6,17 +6,26 @@ lifespan. ``CurrentUser`` is the signed-in person (their access token checked
 and their row re-read, so a disabled user or a changed password takes effect at
 once); ``ScopeDep`` is the part of the country they may see, which every query
 of enterprise data filters by.
+
+What a route may be sent is bounded here too, once for every route: ids, page sizes
+and offsets (`Id`, `Limit`, `Offset`), instants (`Instant`) within what PostgreSQL
+and Python can hold, and no NUL character anywhere (`refuse_nul_characters`, which
+`api.main` applies to every route), so that a strange request is a 422 that says
+why, never a 500 from the database.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, params, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordBearer
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
+from pydantic import AfterValidator, AwareDatetime
 
 from api.security import InvalidToken, TokenSigner
 from core.access import ALERT_ACTORS, Role, Scope
@@ -26,24 +35,138 @@ from storage import people
 from storage.people import UserRow
 
 __all__ = [
+    "FORBIDDEN",
+    "MAX_ID",
+    "MAX_OFFSET",
     "TOKEN_URL",
+    "UNAUTHORIZED",
     "AdminUser",
     "AlertActor",
     "CatalogueDep",
     "ConnDep",
     "CurrentUser",
+    "Instant",
     "Pool",
     "PoolDep",
     "ScopeDep",
     "SettingsDep",
     "SignerDep",
     "StreamUser",
+    "page_limit",
+    "page_offset",
+    "refuse_nul_characters",
 ]
 
 TOKEN_URL = "/api/v1/login/access-token"
 _oauth2 = OAuth2PasswordBearer(tokenUrl=TOKEN_URL)
 
 Pool = AsyncConnectionPool[AsyncConnection[Any]]
+
+# --- what a request may carry -------------------------------------------------------------
+
+MAX_ID = 2**63 - 1  # ids are PostgreSQL bigint
+MAX_OFFSET = 1_000_000  # deeper than this, narrow the filter instead of paging on
+# Instants Python and PostgreSQL can both hold, with a day to spare for arithmetic
+# (a default range reaches back from its end; a detail view reaches around an alert).
+MIN_INSTANT = datetime(1, 1, 2, tzinfo=UTC)
+MAX_INSTANT = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def _within_calendar(value: datetime) -> datetime:
+    # Compared, not converted: converting 0001-01-01T00:00+05:00 to UTC overflows.
+    if not MIN_INSTANT <= value <= MAX_INSTANT:
+        raise ValueError(
+            f"must be between {MIN_INSTANT.date().isoformat()} and"
+            f" {MAX_INSTANT.date().isoformat()} (UTC)"
+        )
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_within_calendar)]
+"""An ISO 8601 date and time with its offset, within years 1 to 9999."""
+
+
+def page_limit(noun: str) -> Any:
+    """The ``limit`` query parameter of a list of ``noun``: 1 to 500."""
+    return Query(ge=1, le=500, description=f"Page size, in {noun}.")
+
+
+def page_offset(noun: str) -> Any:
+    """The ``offset`` query parameter of a list of ``noun``: 0 to `MAX_OFFSET`."""
+    return Query(
+        ge=0,
+        le=MAX_OFFSET,
+        description=f"{noun.capitalize()} to skip (count); at most {MAX_OFFSET:,}: to go"
+        " further, narrow the filter.",
+    )
+
+
+_NUL = "\x00"
+_NUL_MESSAGE = "Text must not contain NUL characters (\\x00, %00, \\u0000)"
+
+
+def _nul_errors(loc: tuple[str | int, ...], value: Any) -> Iterator[dict[str, Any]]:
+    """Validation errors, FastAPI-shaped, for every string in ``value`` holding a NUL."""
+    if isinstance(value, str):
+        if _NUL in value:
+            yield {"type": "string_nul", "loc": loc, "msg": _NUL_MESSAGE, "input": value}
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _nul_errors((*loc, key), key)
+            yield from _nul_errors((*loc, key), item)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _nul_errors((*loc, i), item)
+
+
+def _is_json(content_type: str) -> bool:
+    """Whether FastAPI reads a body of ``content_type`` as JSON (``application/*json``)."""
+    media = content_type.partition(";")[0].strip().lower()
+    return media.startswith("application/") and (media.endswith("/json") or media.endswith("+json"))
+
+
+async def refuse_nul_characters(request: Request) -> None:
+    """422 for a NUL character in the path, query, headers, form or JSON body.
+
+    PostgreSQL text cannot hold one, and no name, id or comment has one: it is refused at
+    the door, before any route reads the database, in FastAPI's validation-error shape.
+    """
+    errors = [
+        *(e for k, v in request.path_params.items() for e in _nul_errors(("path", k), v)),
+        *(
+            e
+            for k, v in request.query_params.multi_items()
+            for e in (*_nul_errors(("query", k), k), *_nul_errors(("query", k), v))
+        ),
+        *(e for k, v in request.headers.items() for e in _nul_errors(("header", k), v)),
+    ]
+    # The body only of routes that take one, read as FastAPI read it (and kept) before.
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    if body_field is not None:
+        content_type = request.headers.get("content-type", "")
+        if isinstance(body_field.field_info, params.Form):
+            form = await request.form()
+            for k, v in form.multi_items():
+                errors += _nul_errors(("body", k), k)
+                if isinstance(v, str):
+                    errors += _nul_errors(("body", k), v)
+        elif _is_json(content_type):
+            errors += _nul_errors(("body",), await request.json())  # parsed and kept by FastAPI
+        elif b"\x00" in await request.body():
+            errors.append({"type": "string_nul", "loc": ("body",), "msg": _NUL_MESSAGE})
+    if errors:
+        raise RequestValidationError(errors)
+
+
+# Answers every route behind sign-in may give, for its OpenAPI `responses`.
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    status.HTTP_401_UNAUTHORIZED: {
+        "description": "No valid access token: sign in at /api/v1/login/access-token."
+    }
+}
+FORBIDDEN: dict[int | str, dict[str, Any]] = {
+    status.HTTP_403_FORBIDDEN: {"description": "Your role may not do this."}
+}
 
 
 def get_settings(request: Request) -> Settings:

@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.channels.webpush import public_key_b64url, resolve_vapid_key
 from alerts.lifecycle import LifecycleError
+from api.deps import refuse_nul_characters
 from api.feed import AlertFeed
 from api.routes import (
     alerts,
@@ -28,7 +32,7 @@ from api.routes import (
     sensors,
     users,
 )
-from api.schemas import AlertPublic
+from api.schemas import AlertPublic, finite_json
 from api.security import TokenSigner
 from core.catalogue import load_catalogue
 from core.errors import ConfigError
@@ -51,6 +55,16 @@ Readings are stored and served in the canonical unit of their hazard (for exampl
 mg/m3 for carbon monoxide, dBA for noise); each series names its unit. Long ranges
 are downsampled into time buckets with average, minimum, maximum and count.
 """
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's own 422, but finite: a JSON body may carry NaN or Infinity (Python's
+    parser takes them), and echoing one back would fail to encode, a 500."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return JSONResponse(
+        {"detail": finite_json(jsonable_encoder(errors))},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -85,7 +99,13 @@ def create_app(settings: Settings) -> FastAPI:
             await feed.stop()
             await pool.close()
 
-    app = FastAPI(title="Qorgau API", description=_DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Qorgau API",
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        # Before any route reads the database: PostgreSQL text cannot hold a NUL.
+        dependencies=[Depends(refuse_nul_characters)],
+    )
     app.state.settings = settings
     app.state.catalogue = load_catalogue()
     app.state.signer = TokenSigner(
@@ -115,4 +135,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(v1)
     app.include_router(health.lb_router)
     app.add_exception_handler(LifecycleError, alerts.lifecycle_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     return app

@@ -2,18 +2,25 @@
 
 Every numeric field's description names its unit; reading values are in the
 canonical unit of their hazard (``unit`` of the series, from the hazard catalogue).
+
+Every number sent is finite: JSON has no NaN or infinity, and a stored one (a broken
+sensor's reading, an overflow in a unit conversion) must not break a whole list. So
+every fractional field is `Finite`: a stored NaN or ±infinity is sent as ``null``
+(and a reading or bucket holding one is not ``plausible``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from datetime import datetime
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from alerts.channels.webpush import b64url
 from alerts.lifecycle import MAX_COMMENT, Resolution
@@ -37,6 +44,7 @@ __all__ = [
     "DeliveryDetailPublic",
     "DeliveryPublic",
     "EnterprisePublic",
+    "Finite",
     "HealthPublic",
     "HistoryPublic",
     "PushKeysRequest",
@@ -52,7 +60,32 @@ __all__ = [
     "TokenPublic",
     "UserPublic",
     "VapidPublicKeyPublic",
+    "finite_json",
 ]
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is None or math.isfinite(value) else None
+
+
+Finite = Annotated[float | None, AfterValidator(_finite_or_none)]
+"""A number the API sends: a NaN or ±infinity becomes null."""
+_NOT_FINITE = " Null when the stored value is not a finite number."
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` (JSON-able) with every NaN or ±infinity in it turned into None.
+
+    >>> finite_json({"input": [1.5, float("inf")], "n": float("nan")})
+    {'input': [1.5, None], 'n': None}
+    """
+    if isinstance(value, float):
+        return _finite_or_none(value)
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
 
 
 class _Public(BaseModel):
@@ -65,7 +98,7 @@ class HealthPublic(_Public):
 
 class CheckPublic(_Public):
     ok: bool = Field(description="Whether the dependency answered as expected.")
-    latency_ms: float = Field(description="Time the check took, in milliseconds.")
+    latency_ms: Finite = Field(description="Time the check took, in milliseconds.")
     error: str | None = Field(description="Why the check failed; null when it succeeded.")
 
 
@@ -95,8 +128,8 @@ class EnterprisePublic(_Public):
     industry_code: str = Field(description="OKED section letter.")
     oked: str = Field(description="OKED class of the main activity, e.g. '24.10'.")
     city: str
-    lat: float | None = Field(description="Latitude, in decimal degrees (WGS 84).")
-    lon: float | None = Field(description="Longitude, in decimal degrees (WGS 84).")
+    lat: Finite = Field(description="Latitude, in decimal degrees (WGS 84).")
+    lon: Finite = Field(description="Longitude, in decimal degrees (WGS 84).")
     workers: int | None = Field(description="Headcount, in persons.")
     sensor_count: int = Field(description="Sensors installed (count).")
 
@@ -111,12 +144,13 @@ class SensorPublic(_Public):
         description="Canonical unit of the hazard; every stored value is in it. "
         "Null if the hazard is missing from the catalogue."
     )
-    interval_s: float = Field(description="Nominal reporting interval, in seconds.")
+    interval_s: Finite = Field(description="Nominal reporting interval, in seconds." + _NOT_FINITE)
     gateway: bool = Field(description="Readings arrive in batches through a gateway.")
     model: str = Field(description="Device make and model.")
     last_reading_at: datetime | None = Field(description="Time of the latest stored reading.")
-    last_value: float | None = Field(
+    last_value: Finite = Field(
         description="Latest stored value, in the hazard's canonical unit (see `unit`)."
+        + _NOT_FINITE
     )
 
     @classmethod
@@ -145,13 +179,19 @@ class ReadingPointPublic(_Public):
     """
 
     ts: datetime = Field(description="Reading time, or the start of the bucket.")
-    value: float = Field(description="The reading, or the bucket average, in the series' `unit`.")
-    min: float = Field(description="Lowest value in the bucket, in the series' `unit`.")
-    max: float = Field(description="Highest value in the bucket, in the series' `unit`.")
+    value: Finite = Field(
+        description="The reading, or the bucket average, in the series' `unit`." + _NOT_FINITE
+    )
+    min: Finite = Field(
+        description="Lowest value in the bucket, in the series' `unit`." + _NOT_FINITE
+    )
+    max: Finite = Field(
+        description="Highest value in the bucket, in the series' `unit`." + _NOT_FINITE
+    )
     count: int = Field(description="Readings behind this point (count); 1 for a raw reading.")
     plausible: bool = Field(
         description="False if the reading (or any reading in the bucket) was outside the "
-        "hazard's plausible range, i.e. a suspected sensor fault."
+        "hazard's plausible range, i.e. a suspected sensor fault, or is not a finite number."
     )
 
     @classmethod
@@ -163,7 +203,8 @@ class ReadingPointPublic(_Public):
                 min=point.min,
                 max=point.max,
                 count=point.count,
-                plausible=point.implausible == 0,
+                plausible=point.implausible == 0
+                and all(math.isfinite(x) for x in (point.avg, point.min, point.max)),
             )
         return cls(
             ts=point.ts,
@@ -171,7 +212,7 @@ class ReadingPointPublic(_Public):
             min=point.value,
             max=point.value,
             count=1,
-            plausible=point.plausible,
+            plausible=point.plausible and math.isfinite(point.value),
         )
 
 
@@ -208,7 +249,7 @@ class TokenPublic(_Public):
 
 
 class RefreshRequest(BaseModel):
-    refresh_token: str
+    refresh_token: str = Field(max_length=4096)
 
 
 class UserPublic(_Public):
@@ -260,8 +301,10 @@ class AlertPublic(_Public):
     status: str = Field(description="Where people are with it: open, acknowledged, resolved.")
     active: bool = Field(description="Whether the condition is still going on (machine view).")
     opened_at: datetime = Field(description="Event time of the reading that opened it.")
-    value: float | None = Field(description="The value behind the latest change, in `unit`.")
-    limit: float | None = Field(description="The limit crossed, in `unit`.")
+    value: Finite = Field(
+        description="The value behind the latest change, in `unit`." + _NOT_FINITE
+    )
+    limit: Finite = Field(description="The limit crossed, in `unit`." + _NOT_FINITE)
     message: str
     escalated_at: datetime | None = Field(description="When it became critical.")
     cleared_at: datetime | None = Field(description="When the condition cleared.")
@@ -327,7 +370,9 @@ class HistoryPublic(_Public):
     )
     status: str = Field(description="The alert's status after the change.")
     severity: str
-    value: float | None = Field(description="The value behind a machine change, in the unit.")
+    value: Finite = Field(
+        description="The value behind a machine change, in the unit." + _NOT_FINITE
+    )
     reason: str | None
     comment: str | None
 
@@ -439,6 +484,8 @@ class PushSubscriptionRequest(BaseModel):
     )
     expiration_time: float | None = Field(
         default=None,
+        ge=0,
+        allow_inf_nan=False,
         alias="expirationTime",
         description="When the push service will drop the subscription, in milliseconds since "
         "the Unix epoch; null when it does not expire. Accepted and not stored: a dead "
@@ -503,7 +550,7 @@ class DeliveryPublic(_Public):
     )
     status: str = Field(description="pending, retrying, sent, failed, rejected or gone.")
     attempts: int = Field(description="Attempts made so far (count).")
-    latency_ms: float | None = Field(
+    latency_ms: Finite = Field(
         description="Round trip of the accepted attempt, in milliseconds; null until sent."
     )
     http_status: int | None = Field(
@@ -540,7 +587,9 @@ class DeliveryAttemptPublic(_Public):
     attempt: int = Field(description="Which attempt, counting from 1 (count).")
     at: datetime = Field(description="When the attempt finished.")
     status: str = Field(description="sent, retry, rejected or gone.")
-    latency_ms: float = Field(description="How long the attempt took, in milliseconds.")
+    latency_ms: Finite = Field(
+        description="How long the attempt took, in milliseconds." + _NOT_FINITE
+    )
     http_status: int | None = Field(
         description="HTTP status code the far end answered; null without one."
     )

@@ -172,7 +172,7 @@ class Settings(BaseSettings):
     # Sign-in. Access tokens are short-lived; a refresh token gets a new one.
     jwt_secret: SecretStr = Field(
         default=SecretStr(""),  # unset: the state directory's own (a LocalSecret)
-        description="HMAC key that signs tokens; unset in development: the state directory's own"
+        description="HMAC key that signs tokens; unset in development: the state directory's own",
     )
     access_token_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
     refresh_token_hours: float = Field(default=12.0, gt=0, le=30 * 24)

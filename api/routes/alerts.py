@@ -7,14 +7,26 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import AwareDatetime
 
 from alerts import lifecycle
 from alerts.lifecycle import Actor, AlertNotFound, TransitionRefused
-from api.deps import AlertActor, CatalogueDep, ConnDep, PoolDep, ScopeDep, StreamUser
+from api.deps import (
+    FORBIDDEN,
+    MAX_ID,
+    UNAUTHORIZED,
+    AlertActor,
+    CatalogueDep,
+    ConnDep,
+    Instant,
+    PoolDep,
+    ScopeDep,
+    StreamUser,
+    page_limit,
+    page_offset,
+)
 from api.feed import AlertFeed
 from api.schemas import (
     AlertDetailPublic,
@@ -33,7 +45,7 @@ from storage.people import UserRow
 
 __all__ = ["lifecycle_error_handler", "router"]
 
-router = APIRouter(prefix="/alerts", tags=["alerts"])
+router = APIRouter(prefix="/alerts", tags=["alerts"], responses=UNAUTHORIZED)
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     status.HTTP_404_NOT_FOUND: {"description": "No alert with this id in your scope."}
@@ -44,6 +56,7 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
         "acknowledged); the body's `alert` is how it is now."
     }
 }
+AlertId = Annotated[int, Path(ge=1, le=MAX_ID, description="The alert's number.", examples=[1])]
 AROUND = timedelta(minutes=30)
 REPLAY_MAX = 1000  # changes a reconnecting feed client is sent; beyond that, resync
 
@@ -72,13 +85,13 @@ async def list_alerts(
         bool | None, Query(description="Only alerts whose condition is (or is not) going on.")
     ] = None,
     since: Annotated[
-        AwareDatetime | None, Query(description="Opened at or after (ISO 8601 with offset).")
+        Instant | None, Query(description="Opened at or after (ISO 8601 with offset).")
     ] = None,
     until: Annotated[
-        AwareDatetime | None, Query(description="Opened before (ISO 8601 with offset).")
+        Instant | None, Query(description="Opened before (ISO 8601 with offset).")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500, description="Page size, in alerts.")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Alerts to skip (count).")] = 0,
+    limit: Annotated[int, page_limit("alerts")] = 100,
+    offset: Annotated[int, page_offset("alerts")] = 0,
 ) -> AlertPagePublic:
     """Alerts in your scope: unresolved first, critical before warning, newest first."""
     where = alerting.AlertFilter(
@@ -115,7 +128,8 @@ async def alert_feed(
         ),
     ] = None,
     after: Annotated[
-        int | None, Query(ge=0, description="The same as Last-Event-ID, for other clients.")
+        int | None,
+        Query(ge=0, le=MAX_ID, description="The same as Last-Event-ID, for other clients."),
     ] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """Every change of an alert in your scope as it is committed: ``event: alert`` with
@@ -173,14 +187,15 @@ async def alert_feed(
 
 def _event_id(header: str | None) -> int | None:
     try:
-        return int(header) if header else None
+        event_id = int(header) if header else None
     except ValueError:
         return None  # not one of ours: start from now
+    return event_id if event_id is not None and 0 <= event_id <= MAX_ID else None
 
 
 @router.get("/{alert_id}", summary="One alert, its history and its readings", responses=_NOT_FOUND)
 async def get_alert(
-    conn: ConnDep, scope: ScopeDep, catalogue: CatalogueDep, alert_id: int
+    conn: ConnDep, scope: ScopeDep, catalogue: CatalogueDep, alert_id: AlertId
 ) -> AlertDetailPublic:
     row = await alerting.get_alert(conn, scope=scope, alert_id=alert_id)
     if row is None or row.state == "retracted":
@@ -215,10 +230,10 @@ async def get_alert(
 @router.post(
     "/{alert_id}/acknowledge",
     summary="Acknowledge: you have seen it and are on it",
-    responses={**_NOT_FOUND, **_CONFLICT},
+    responses={**FORBIDDEN, **_NOT_FOUND, **_CONFLICT},
 )
 async def acknowledge_alert(
-    conn: ConnDep, user: AlertActor, catalogue: CatalogueDep, alert_id: int
+    conn: ConnDep, user: AlertActor, catalogue: CatalogueDep, alert_id: AlertId
 ) -> AlertPublic:
     row = await lifecycle.acknowledge(
         conn, actor=_actor(user), alert_id=alert_id, at=datetime.now(UTC)
@@ -230,10 +245,14 @@ async def acknowledge_alert(
 @router.post(
     "/{alert_id}/resolve",
     summary="Resolve with a reason (and a comment)",
-    responses={**_NOT_FOUND, **_CONFLICT},
+    responses={**FORBIDDEN, **_NOT_FOUND, **_CONFLICT},
 )
 async def resolve_alert(
-    conn: ConnDep, user: AlertActor, catalogue: CatalogueDep, alert_id: int, body: ResolveRequest
+    conn: ConnDep,
+    user: AlertActor,
+    catalogue: CatalogueDep,
+    alert_id: AlertId,
+    body: ResolveRequest,
 ) -> AlertPublic:
     row = await lifecycle.resolve(
         conn,
@@ -247,9 +266,13 @@ async def resolve_alert(
     return AlertPublic.from_row(row, catalogue)
 
 
-@router.post("/{alert_id}/comments", summary="Add a comment", responses=_NOT_FOUND)
+@router.post("/{alert_id}/comments", summary="Add a comment", responses={**FORBIDDEN, **_NOT_FOUND})
 async def comment_alert(
-    conn: ConnDep, user: AlertActor, catalogue: CatalogueDep, alert_id: int, body: CommentRequest
+    conn: ConnDep,
+    user: AlertActor,
+    catalogue: CatalogueDep,
+    alert_id: AlertId,
+    body: CommentRequest,
 ) -> AlertPublic:
     row = await lifecycle.add_comment(
         conn, actor=_actor(user), alert_id=alert_id, text=body.text, at=datetime.now(UTC)

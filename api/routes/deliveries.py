@@ -12,19 +12,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from alerts.delivery import DeliveryStatus
-from api.deps import AdminUser, ConnDep
+from api.deps import FORBIDDEN, MAX_ID, UNAUTHORIZED, AdminUser, ConnDep, page_limit, page_offset
 from api.schemas import DeliveryAttemptPublic, DeliveryDetailPublic, DeliveryPublic
 from storage import deliveries
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/deliveries", tags=["deliveries"])
+router = APIRouter(
+    prefix="/deliveries", tags=["deliveries"], responses={**UNAUTHORIZED, **FORBIDDEN}
+)
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     status.HTTP_404_NOT_FOUND: {"description": "No delivery with this id."}
 }
-
-_MAX_ID = 2**63 - 1  # ids are bigint: a larger number is a 422, not a database error
 
 
 @router.get("", summary="The delivery log")
@@ -38,8 +38,8 @@ async def list_deliveries(
     status_: Annotated[
         DeliveryStatus | None, Query(alias="status", description="Only this status.")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500, description="Page size, in deliveries.")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Deliveries to skip (count).")] = 0,
+    limit: Annotated[int, page_limit("deliveries")] = 100,
+    offset: Annotated[int, page_offset("deliveries")] = 0,
 ) -> list[DeliveryPublic]:
     """Deliveries, newest first."""
     rows = await deliveries.list_deliveries(
@@ -55,7 +55,9 @@ async def list_deliveries(
 
 @router.get("/{delivery_id}", summary="One delivery and its attempts", responses=_NOT_FOUND)
 async def get_delivery(
-    conn: ConnDep, _: AdminUser, delivery_id: Annotated[int, Path(ge=1, le=_MAX_ID)]
+    conn: ConnDep,
+    _: AdminUser,
+    delivery_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The delivery's number.")],
 ) -> DeliveryDetailPublic:
     row = await deliveries.get_delivery_by_id(conn, delivery_id=delivery_id)
     if row is None:

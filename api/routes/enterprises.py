@@ -6,13 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from api.deps import CatalogueDep, ConnDep, ScopeDep
+from api.deps import UNAUTHORIZED, CatalogueDep, ConnDep, ScopeDep, page_limit, page_offset
 from api.schemas import EnterprisePublic, SensorPublic
 from storage import queries
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/enterprises", tags=["enterprises"])
+router = APIRouter(prefix="/enterprises", tags=["enterprises"], responses=UNAUTHORIZED)
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     status.HTTP_404_NOT_FOUND: {"description": "No enterprise with this id in your scope."}
@@ -33,8 +33,8 @@ async def list_enterprises(
     industry_code: Annotated[
         str | None, Query(description="Only this industry (OKED section letter).")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500, description="Page size, in enterprises.")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Enterprises to skip (count).")] = 0,
+    limit: Annotated[int, page_limit("enterprises")] = 100,
+    offset: Annotated[int, page_offset("enterprises")] = 0,
 ) -> list[EnterprisePublic]:
     """Enterprises in the caller's scope, ordered by id, one page at a time."""
     rows = await queries.list_enterprises(

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 
-from api.deps import ConnDep, CurrentUser, SettingsDep
+from api.deps import UNAUTHORIZED, ConnDep, CurrentUser, SettingsDep
 from api.schemas import (
     LOCAL_HOSTS,
     MAX_PUSH_ENDPOINT,
@@ -25,7 +25,7 @@ from storage import people
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/push", tags=["push"])
+router = APIRouter(prefix="/push", tags=["push"], responses=UNAUTHORIZED)
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     status.HTTP_404_NOT_FOUND: {"description": "You have no subscription at this endpoint."}

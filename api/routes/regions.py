@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import ConnDep, ScopeDep
+from api.deps import UNAUTHORIZED, ConnDep, ScopeDep
 from api.schemas import RegionPublic
 from storage import queries
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/regions", tags=["regions"])
+router = APIRouter(prefix="/regions", tags=["regions"], responses=UNAUTHORIZED)
 
 
 @router.get("", summary="List regions")

@@ -7,15 +7,14 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import AwareDatetime
 
-from api.deps import CatalogueDep, ConnDep, ScopeDep
+from api.deps import UNAUTHORIZED, CatalogueDep, ConnDep, Instant, ScopeDep
 from api.schemas import ReadingPointPublic, ReadingSeriesPublic, SensorPublic
 from storage import queries
 
 __all__ = ["DEFAULT_WINDOW", "MAX_RANGE", "router"]
 
-router = APIRouter(prefix="/sensors", tags=["sensors"])
+router = APIRouter(prefix="/sensors", tags=["sensors"], responses=UNAUTHORIZED)
 
 DEFAULT_WINDOW = timedelta(hours=1)
 MAX_RANGE = timedelta(days=366)
@@ -47,11 +46,11 @@ async def get_sensor_readings(
     catalogue: CatalogueDep,
     sensor_id: str,
     start: Annotated[
-        AwareDatetime | None,
+        Instant | None,
         Query(description="Range start, inclusive (ISO 8601 with offset). Default: end - 1 h."),
     ] = None,
     end: Annotated[
-        AwareDatetime | None,
+        Instant | None,
         Query(description="Range end, exclusive (ISO 8601 with offset). Default: now."),
     ] = None,
     max_points: Annotated[

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import CurrentUser
+from api.deps import UNAUTHORIZED, CurrentUser
 from api.schemas import UserPublic
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], responses=UNAUTHORIZED)
 
 
 @router.get("/me", summary="The signed-in user")

@@ -7,16 +7,25 @@ key earlier versions published is worth nothing.
 
 from __future__ import annotations
 
+import importlib
+import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
+import psycopg
 import pytest
 
+from alerts.lifecycle import apply_machine_events
 from core.access import Role
+from core.alarms import AlertAction, AlertEvent, AlertKind, Severity
+from core.reference import load_reference
 from core.settings import Settings
+from storage.reference import seed_reference
 from tests.asgi import serve
 from tests.people import bearer, ensure_user
 
@@ -58,3 +67,295 @@ async def test_a_token_signed_with_the_old_published_key_is_refused(
     # The stack's own key, from its state directory, is what signs.
     assert (await client.get("/api/v1/users/me", headers=bearer(settings, admin))).is_success
     assert settings.jwt_secret.get_secret_value() == (settings.state_dir / "jwt-secret").read_text()
+
+
+# --- numbers out of range -----------------------------------------------------------------
+
+HUGE = "99999999999999999999"  # past int64
+
+
+async def test_numbers_past_what_postgresql_holds_are_a_422(
+    client: httpx.AsyncClient, settings: Settings, database_url: str
+) -> None:
+    headers = bearer(settings, ensure_user(database_url, "t-probe-admin", Role.ADMIN))
+    probes = [
+        ("/api/v1/alerts", {"offset": HUGE}, ("query", "offset")),
+        ("/api/v1/alerts", {"offset": str(2**63 - 1)}, ("query", "offset")),
+        ("/api/v1/alerts", {"limit": HUGE}, ("query", "limit")),
+        ("/api/v1/enterprises", {"offset": HUGE}, ("query", "offset")),
+        ("/api/v1/deliveries", {"offset": HUGE}, ("query", "offset")),
+        (f"/api/v1/alerts/{HUGE}", {}, ("path", "alert_id")),
+        (f"/api/v1/alerts/{2**63}", {}, ("path", "alert_id")),
+        ("/api/v1/alerts/0", {}, ("path", "alert_id")),
+        (f"/api/v1/deliveries/{HUGE}", {}, ("path", "delivery_id")),
+        ("/api/v1/alerts/feed", {"after": HUGE}, ("query", "after")),
+        ("/api/v1/sensors/E001-S01/readings", {"max_points": HUGE}, ("query", "max_points")),
+        # Instants Python cannot shift by an hour, or convert to UTC
+        ("/api/v1/sensors/E001-S01/readings", {"end": "0001-01-01T00:00:00Z"}, ("query", "end")),
+        ("/api/v1/alerts", {"since": "0001-01-01T00:00:00+05:00"}, ("query", "since")),
+        ("/api/v1/alerts", {"until": "9999-12-31T23:59:59-14:00"}, ("query", "until")),
+    ]
+    for url, params, loc in probes:
+        r = await client.get(url, params=params, headers=headers)
+        assert r.status_code == 422, (url, params, r.status_code, r.text)
+        [error] = r.json()["detail"]
+        assert tuple(error["loc"]) == loc, (url, error)
+        assert error["msg"], error
+    r = await client.get("/api/v1/alerts", params={"offset": HUGE}, headers=headers)
+    assert r.json()["detail"][0]["msg"] == "Input should be less than or equal to 1000000"
+    # The largest offset allowed is answered, empty.
+    r = await client.get("/api/v1/alerts", params={"offset": 1_000_000}, headers=headers)
+    assert r.status_code == 200 and r.json()["items"] == []
+
+
+async def test_every_numeric_parameter_has_bounds(client: httpx.AsyncClient) -> None:
+    """A new route cannot forget: every integer parameter says its least and most."""
+    doc = (await client.get("/openapi.json")).json()
+    unbounded = []
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            for param in operation.get("parameters", []):
+                schema = param["schema"]
+                alternatives = schema.get("anyOf", [schema])
+                for alt in alternatives:
+                    has_min = "minimum" in alt or "exclusiveMinimum" in alt
+                    has_max = "maximum" in alt or "exclusiveMaximum" in alt
+                    if alt.get("type") in ("integer", "number") and not (has_min and has_max):
+                        unbounded.append((method, path, param["name"]))
+    assert not unbounded, unbounded
+
+
+# --- NUL characters -----------------------------------------------------------------------
+
+
+def _nul_refusal(r: httpx.Response, loc: tuple[str | int, ...]) -> None:
+    assert r.status_code == 422, (r.status_code, r.text)
+    errors = r.json()["detail"]
+    assert any(tuple(e["loc"]) == loc for e in errors), errors
+    error = next(e for e in errors if tuple(e["loc"]) == loc)
+    assert error["type"] == "string_nul"
+    assert "NUL" in error["msg"]
+
+
+async def test_a_nul_character_anywhere_is_a_422(
+    client: httpx.AsyncClient, settings: Settings, database_url: str
+) -> None:
+    # The unauthenticated sign-in form: URL-encoded (%00) and multipart.
+    for name, password in (("t-probe\x00admin", "x"), ("t-probe-admin", "pass\x00word")):
+        r = await client.post(
+            "/api/v1/login/access-token", data={"username": name, "password": password}
+        )
+        _nul_refusal(r, ("body", "username" if "\x00" in name else "password"))
+    r = await client.post(
+        "/api/v1/login/access-token",
+        files={"username": (None, "a\x00b"), "password": (None, "secret")},
+    )
+    _nul_refusal(r, ("body", "username"))
+    r = await client.post(
+        "/api/v1/login/access-token",
+        content=b"username=a%00b&password=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    _nul_refusal(r, ("body", "username"))
+    # JSON: the escape \u0000, in a value or a key.
+    r = await client.post(
+        "/api/v1/login/refresh",
+        content=b'{"refresh_token": "a\\u0000b"}',
+        headers={"Content-Type": "application/json"},
+    )
+    _nul_refusal(r, ("body", "refresh_token"))
+
+    headers = bearer(settings, ensure_user(database_url, "t-probe-admin", Role.ADMIN))
+    _nul_refusal(
+        await client.get("/api/v1/alerts", params={"region_id": "KZ\x0035"}, headers=headers),
+        ("query", "region_id"),
+    )
+    _nul_refusal(
+        await client.get("/api/v1/deliveries?alert_key=%00", headers=headers),
+        ("query", "alert_key"),
+    )
+    _nul_refusal(
+        await client.get("/api/v1/enterprises/E0%0001", headers=headers), ("path", "enterprise_id")
+    )
+    _nul_refusal(
+        await client.get("/api/v1/sensors/E001-S01%00/readings", headers=headers),
+        ("path", "sensor_id"),
+    )
+    _nul_refusal(
+        await client.delete("/api/v1/push/subscriptions?endpoint=https://x/%00", headers=headers),
+        ("query", "endpoint"),
+    )
+    r = await client.post(
+        "/api/v1/alerts/1/comments",
+        content=b'{"text": "seen\\u0000", "x\\u0000": 1}',
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    _nul_refusal(r, ("body", "text"))
+    _nul_refusal(r, ("body", "x\x00"))
+    # An ordinary request still passes.
+    assert (
+        await client.get("/api/v1/alerts", params={"region_id": "KZ-35"}, headers=headers)
+    ).is_success
+
+
+async def test_nan_or_infinity_in_a_json_body_is_a_422_that_is_json(
+    client: httpx.AsyncClient, settings: Settings, database_url: str
+) -> None:
+    """Python's JSON parser takes NaN and Infinity; echoing one back must not fail."""
+
+    def strict(text: str) -> object:
+        def refuse(constant: str) -> object:
+            raise AssertionError(f"{constant} in an answer")
+
+        return json.loads(text, parse_constant=refuse)
+
+    headers = bearer(settings, ensure_user(database_url, "t-probe-admin", Role.ADMIN))
+    for url, body in (
+        ("/api/v1/alerts/1/comments", b'{"text": NaN}'),
+        ("/api/v1/alerts/1/resolve", b'{"reason": Infinity}'),
+        (
+            "/api/v1/push/subscriptions",
+            b'{"endpoint": "https://fcm.googleapis.com/x",'
+            b' "expirationTime": -Infinity, "keys": {"p256dh": 1e999, "auth": "x"}}',
+        ),
+        ("/api/v1/login/refresh", b'{"refresh_token": -Infinity}'),
+    ):
+        r = await client.post(
+            url, content=body, headers={**headers, "Content-Type": "application/json"}
+        )
+        assert r.status_code == 422, (url, r.status_code, r.text)
+        strict(r.text)
+
+
+# --- numbers that are not finite -----------------------------------------------------------
+
+INF, NAN = float("inf"), float("nan")
+# The module (`storage.migrate` the attribute is its function, re-exported by `storage`).
+migrations = importlib.import_module("storage.migrate")
+
+
+def _migrate_before(url: str, version: str) -> None:
+    """Migrate ``url`` with the migrations older than ``version`` only (a database as an
+    earlier release left it)."""
+    older = [m for m in migrations.available_migrations() if m.version < version]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(migrations, "available_migrations", lambda: older)
+        migrations.migrate(url)
+
+
+def _event(sensor: str, ts: datetime, value: float, limit: float) -> AlertEvent:
+    return AlertEvent(
+        action=AlertAction.OPEN,
+        key=f"{sensor}|threshold|{ts.isoformat()}",
+        kind=AlertKind.THRESHOLD,
+        severity=Severity.CRITICAL,
+        enterprise_id=sensor.split("-")[0],
+        sensor_id=sensor,
+        hazard="co",
+        ts=ts,
+        value=value,
+        limit=limit,
+        message="CO beyond anything",
+        details={"source": "rule"},
+    )
+
+
+async def _store(
+    url: str, *events: AlertEvent, readings: list[tuple[str, datetime, float]]
+) -> None:
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        await apply_machine_events(conn, list(events))
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO readings (sensor_id, ts, enterprise_id, hazard, value, unit,"
+                " raw_value, raw_unit) VALUES (%s, %s, 'E001', 'co', %s, 'mg/m3', %s, 'ppm')",
+                [(s, ts, v, v) for s, ts, v in readings],
+            )
+
+
+def _strict_json(r: httpx.Response) -> Any:
+    def refuse(constant: str) -> object:
+        raise AssertionError(f"{constant} in {r.request.url}")
+
+    assert r.status_code == 200, (r.request.url, r.status_code, r.text)
+    return json.loads(r.text, parse_constant=refuse)
+
+
+async def test_stored_infinities_are_null_never_a_500(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A 1.7e308 ppm reading became +inf mg/m3. Whatever is stored (readings cannot be
+    null; other paths may still store one) is sent as null, in lists, details, a
+    refusal's body and a downsampled series, and such a reading is not plausible."""
+    url = empty_database_url
+    migrations.migrate(url)
+    seed_reference(url, load_reference())
+    now = datetime.now(UTC).replace(microsecond=0)
+    before = now - timedelta(minutes=20)
+    await _store(
+        url,
+        _event("E001-S01", before, INF, INF),
+        _event("E001-S02", now - timedelta(minutes=5), NAN, -INF),
+        readings=[
+            ("E001-S01", before, INF),
+            ("E001-S01", before + timedelta(seconds=10), 5.0),
+            ("E001-S02", now - timedelta(minutes=5), -INF),
+            ("E001-S01", now, NAN),
+        ],
+    )
+
+    settings = Settings(_env_file=None, database_url=url, state_dir=tmp_path)  # type: ignore[call-arg]
+    admin = ensure_user(url, "t-probe-inf-admin", Role.ADMIN)
+    async with serve(settings, headers=bearer(settings, admin)) as client:
+        page = _strict_json(await client.get("/api/v1/alerts"))
+        assert page["total"] == 2
+        assert {(a["value"], a["limit"]) for a in page["items"]} == {(None, None)}
+        for alert in page["items"]:
+            detail = _strict_json(await client.get(f"/api/v1/alerts/{alert['id']}"))
+            assert detail["alert"]["value"] is None
+            assert all(h["value"] is None for h in detail["history"])
+            points = detail["readings"]["points"]
+            assert points and all(p["plausible"] is False for p in points if p["value"] is None), (
+                points
+            )
+        # A refusal carries the alert as it is: acknowledged twice, the 409 is JSON too.
+        first = page["items"][0]["id"]
+        assert (await client.post(f"/api/v1/alerts/{first}/acknowledge")).status_code == 200
+        r = await client.post(f"/api/v1/alerts/{first}/acknowledge")
+        assert r.status_code == 409
+        assert json.loads(r.text, parse_constant=float)["alert"]["value"] is None
+        # Sensors and their series: raw, and downsampled into buckets.
+        sensor = _strict_json(await client.get("/api/v1/sensors/E001-S01"))
+        assert sensor["last_value"] is None
+        listed = _strict_json(await client.get("/api/v1/enterprises/E001/sensors"))
+        assert {s["id"]: s["last_value"] for s in listed}["E001-S02"] is None
+        series = _strict_json(
+            await client.get(
+                "/api/v1/sensors/E001-S01/readings",
+                params={"start": (now - timedelta(hours=1)).isoformat()},
+            )
+        )
+        assert [(p["value"], p["plausible"]) for p in series["points"]] == [
+            (None, False),
+            (5.0, True),
+            (None, False),
+        ]
+        # Fifteen readings of E001-S03, one infinite, downsampled into buckets.
+        start = now - timedelta(minutes=30)
+        await _store(
+            url,
+            readings=[
+                ("E001-S03", start + timedelta(seconds=10 * i), INF if i == 7 else 1.0 + i)
+                for i in range(15)
+            ],
+        )
+        wide = _strict_json(
+            await client.get(
+                "/api/v1/sensors/E001-S03/readings",
+                params={"start": start.isoformat(), "max_points": 10},
+            )
+        )
+        assert wide["downsampled"] is True
+        broken = [p for p in wide["points"] if p["value"] is None]
+        assert len(broken) == 1 and broken[0]["max"] is None and broken[0]["plausible"] is False
+        assert all(p["plausible"] for p in wide["points"] if p["value"] is not None)
