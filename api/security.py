@@ -29,6 +29,8 @@ import jwt
 from pwdlib import PasswordHash
 
 __all__ = [
+    "MAX_PASSWORD_LENGTH",
+    "MIN_PASSWORD_LENGTH",
     "InvalidToken",
     "TokenClaims",
     "TokenPair",
@@ -44,6 +46,7 @@ _dummy_hash: str | None = None
 _ALGORITHM = "HS256"
 _ISSUER = "qorgau"
 MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024  # a passphrase fits; a megabyte to hash on every try does not
 
 TokenKind = Literal["access", "refresh"]
 
@@ -55,6 +58,8 @@ class InvalidToken(Exception):
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ValueError(f"a password may have at most {MAX_PASSWORD_LENGTH} characters")
     return _HASHER.hash(password)
 
 
@@ -63,10 +68,10 @@ def verify_password(password: str, password_hash: str | None) -> tuple[bool, str
 
     With ``password_hash`` None (no such user) it still spends the time of a check.
     """
+    global _dummy_hash
+    if _dummy_hash is None:  # made on the first check of any name, so no first one is slower
+        _dummy_hash = _HASHER.hash(secrets.token_hex(16))
     if password_hash is None:
-        global _dummy_hash
-        if _dummy_hash is None:
-            _dummy_hash = _HASHER.hash(secrets.token_hex(16))
         _HASHER.verify(password, _dummy_hash)
         return False, None
     try:

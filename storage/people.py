@@ -1,4 +1,5 @@
-"""People: users with a role and scope, where each is told, their push subscriptions.
+"""People: users with a role and scope, where each is told, their push subscriptions, and
+the wrong passwords given for each user name (existing or not).
 
 Passwords arrive here already hashed; this module never sees one in clear.
 Functions take a connection first and keyword-only arguments after it; the
@@ -157,9 +158,6 @@ def update_user(conn: psycopg.Connection[Any], *, username: str, **changes: Any)
     ]
     if "password_hash" in changes or changes.get("active") is False:
         assignments.append(sql.SQL("token_version = token_version + 1"))
-    if "password_hash" in changes or changes.get("active") is True:
-        # A new password or re-enabling also lifts a lock from wrong passwords.
-        assignments.append(sql.SQL("failed_sign_ins = 0, locked_until = NULL"))
     query = sql.SQL(
         "UPDATE users SET {}, updated_at = now() WHERE username = {} RETURNING {}"
     ).format(
@@ -175,7 +173,11 @@ def update_user(conn: psycopg.Connection[Any], *, username: str, **changes: Any)
         params["role"] = params["role"].value
     with conn.cursor(row_factory=class_row(UserRow)) as cur:
         cur.execute(query, params)
-        return cur.fetchone()
+        row = cur.fetchone()
+    if row is not None and ("password_hash" in changes or changes.get("active") is True):
+        # A new password or re-enabling also lifts a lock from wrong passwords.
+        conn.execute("DELETE FROM sign_in_failures WHERE username = %s", (username,))
+    return row
 
 
 def get_user_by_username(conn: psycopg.Connection[Any], *, username: str) -> UserRow | None:
@@ -297,34 +299,49 @@ async def upgrade_password_hash(
 
 
 async def record_failed_sign_in(
-    conn: psycopg.AsyncConnection[Any], *, user_id: int, limit: int, lock_for: timedelta
+    conn: psycopg.AsyncConnection[Any],
+    *,
+    username: str,
+    limit: int,
+    lock_for: timedelta,
+    forget_after: timedelta,
 ) -> datetime | None:
-    """Count a wrong password; after ``limit`` in a row the user is locked for ``lock_for``.
+    """Count a wrong password for ``username``, whether or not a user has that name; after
+    ``limit`` in a row the name is locked for ``lock_for``.
 
-    Returns the end of the lock when this failure (or an earlier one) locked the user.
+    Names whose last failure is older than ``forget_after`` (and that are not locked) are
+    forgotten first, so names tried once by a guesser do not pile up. Returns the end of
+    the lock when this failure (or an earlier one) locked the name.
     """
-    cur = await conn.execute(
-        "UPDATE users SET failed_sign_ins = failed_sign_ins + 1,"
-        " locked_until = CASE WHEN failed_sign_ins + 1 >= %s THEN now() + %s"
-        " ELSE locked_until END WHERE id = %s RETURNING locked_until",
-        (limit, lock_for, user_id),
-    )
-    row = await cur.fetchone()
-    return row[0] if row else None
-
-
-async def sign_in_lock(conn: psycopg.AsyncConnection[Any], *, user_id: int) -> datetime | None:
-    """When the user's lock ends, if they are locked now."""
-    cur = await conn.execute(
-        "SELECT locked_until FROM users WHERE id = %s AND locked_until > now()", (user_id,)
-    )
-    row = await cur.fetchone()
-    return row[0] if row else None
-
-
-async def clear_failed_sign_ins(conn: psycopg.AsyncConnection[Any], *, user_id: int) -> None:
     await conn.execute(
-        "UPDATE users SET failed_sign_ins = 0, locked_until = NULL"
-        " WHERE id = %s AND (failed_sign_ins <> 0 OR locked_until IS NOT NULL)",
-        (user_id,),
+        "DELETE FROM sign_in_failures WHERE last_failed_at < now() - %s"
+        " AND (locked_until IS NULL OR locked_until <= now())",
+        (forget_after,),
     )
+    cur = await conn.execute(
+        "INSERT INTO sign_in_failures AS f (username, failures, locked_until, last_failed_at)"
+        " VALUES (%(username)s, 1, CASE WHEN 1 >= %(limit)s THEN now() + %(lock_for)s END,"
+        " now())"
+        " ON CONFLICT (username) DO UPDATE SET failures = f.failures + 1,"
+        " last_failed_at = now(), locked_until = CASE WHEN f.failures + 1 >= %(limit)s"
+        " THEN now() + %(lock_for)s ELSE f.locked_until END"
+        " RETURNING locked_until",
+        {"username": username, "limit": limit, "lock_for": lock_for},
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def sign_in_lock(conn: psycopg.AsyncConnection[Any], *, username: str) -> datetime | None:
+    """When the lock on ``username`` ends, if it is locked now (whether or not it exists)."""
+    cur = await conn.execute(
+        "SELECT locked_until FROM sign_in_failures WHERE username = %s AND locked_until > now()",
+        (username,),
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def clear_failed_sign_ins(conn: psycopg.AsyncConnection[Any], *, username: str) -> None:
+    """Forget the wrong passwords of ``username`` (after a right one)."""
+    await conn.execute("DELETE FROM sign_in_failures WHERE username = %s", (username,))

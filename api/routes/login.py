@@ -1,4 +1,11 @@
-"""Sign-in: the OAuth2 password flow, and a refresh token for a new pair of tokens."""
+"""Sign-in: the OAuth2 password flow, and a refresh token for a new pair of tokens.
+
+Wrong passwords are counted per user name as typed, whether or not anyone has it, and
+a name is locked alike either way (`storage.people.record_failed_sign_in`): the answers
+(401, then 429 with the same ``Retry-After``), and the work behind them (a lock check,
+a user lookup, one Argon2 check, one count), are the same for a name that exists and
+one that does not, so neither the lockout nor its timing tells which names exist.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +14,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, Form, HTTPException, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import ConnDep, SignerDep
 from api.schemas import RefreshRequest, TokenPublic
-from api.security import InvalidToken, verify_password
+from api.security import MAX_PASSWORD_LENGTH, InvalidToken, verify_password
 from storage import people
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/login", tags=["login"])
 
-# Password guessing: this many wrong passwords in a row lock the user name for LOCK_FOR.
+# Password guessing: this many wrong passwords in a row lock the user name for LOCK_FOR;
+# a name's count is forgotten FORGET_AFTER its last wrong password (unless it is locked).
 MAX_FAILED_SIGN_INS = 10
 LOCK_FOR = timedelta(minutes=15)
+FORGET_AFTER = timedelta(days=1)
+MAX_USERNAME_LENGTH = 64  # as the users table allows
 log = structlog.get_logger("qorgau.api.login")
 
 _BAD_LOGIN = HTTPException(
@@ -29,6 +39,32 @@ _BAD_LOGIN = HTTPException(
     "wrong user name or password",
     headers={"WWW-Authenticate": "Bearer"},
 )
+
+
+class SignInForm(OAuth2PasswordRequestForm):
+    """The OAuth2 password form, with bounds: no name is longer than a user name may be,
+    and no password longer than `MAX_PASSWORD_LENGTH` is worth an Argon2 check."""
+
+    def __init__(
+        self,
+        *,
+        grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+        username: Annotated[
+            str, Form(min_length=1, max_length=MAX_USERNAME_LENGTH, description="User name.")
+        ],
+        password: Annotated[str, Form(max_length=MAX_PASSWORD_LENGTH, description="Password.")],
+        scope: Annotated[str, Form(max_length=1000)] = "",
+        client_id: Annotated[str | None, Form(max_length=200)] = None,
+        client_secret: Annotated[str | None, Form(max_length=200)] = None,
+    ) -> None:
+        super().__init__(
+            grant_type=grant_type,
+            username=username,
+            password=password,
+            scope=scope,
+            client_id=client_id,
+            client_secret=client_secret,
+        )
 
 
 def _locked(until: datetime) -> HTTPException:
@@ -44,43 +80,57 @@ def _locked(until: datetime) -> HTTPException:
 @router.post(
     "/access-token",
     summary="Sign in (OAuth2 password flow)",
-    responses={status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Locked for a while."}},
+    responses={
+        status.HTTP_401_UNAUTHORIZED: {"description": "Wrong user name or password."},
+        status.HTTP_429_TOO_MANY_REQUESTS: {
+            "description": "Too many wrong passwords for this user name: locked for a while "
+            "(Retry-After, in seconds)."
+        },
+    },
 )
 async def login_access_token(
-    conn: ConnDep, signer: SignerDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+    conn: ConnDep, signer: SignerDep, form: Annotated[SignInForm, Depends()]
 ) -> TokenPublic:
     """A short-lived access token and a refresh token for a user name and password."""
+    locked = await people.sign_in_lock(conn, username=form.username)
+    if locked is not None:
+        log.warning("sign-in refused", username=form.username, reason="locked")
+        raise _locked(locked)
     user = await people.find_user(conn, username=form.username)
-    if user is not None:
-        locked = await people.sign_in_lock(conn, user_id=user.id)
-        if locked is not None:
-            log.warning("sign-in refused", username=form.username, reason="locked")
-            raise _locked(locked)
     # Argon2 takes tens of milliseconds of CPU: off the event loop.
     ok, new_hash = await asyncio.to_thread(
         verify_password, form.password, user.password_hash if user else None
     )
     if user is None or not ok:
         log.warning("sign-in refused", username=form.username, reason="bad credentials")
-        if user is not None:
-            locked = await people.record_failed_sign_in(
-                conn, user_id=user.id, limit=MAX_FAILED_SIGN_INS, lock_for=LOCK_FOR
-            )
-            await conn.commit()  # the count must survive the refusal
-            if locked is not None:
-                log.warning("user locked after repeated wrong passwords", username=user.username)
+        locked = await people.record_failed_sign_in(
+            conn,
+            username=form.username,
+            limit=MAX_FAILED_SIGN_INS,
+            lock_for=LOCK_FOR,
+            forget_after=FORGET_AFTER,
+        )
+        await conn.commit()  # the count must survive the refusal
+        if locked is not None:
+            log.warning("user name locked after repeated wrong passwords", username=form.username)
         raise _BAD_LOGIN
     if not user.active:
         log.warning("sign-in refused", username=form.username, reason="disabled")
         raise _BAD_LOGIN
-    await people.clear_failed_sign_ins(conn, user_id=user.id)
+    await people.clear_failed_sign_ins(conn, username=user.username)
     if new_hash is not None:
         await people.upgrade_password_hash(conn, user_id=user.id, password_hash=new_hash)
     log.info("signed in", username=user.username, role=user.role)
     return TokenPublic.from_pair(signer.issue(user_id=user.id, token_version=user.token_version))
 
 
-@router.post("/refresh", summary="A new pair of tokens for a refresh token")
+@router.post(
+    "/refresh",
+    summary="A new pair of tokens for a refresh token",
+    responses={
+        status.HTTP_401_UNAUTHORIZED: {"description": "The refresh token is not valid (any more)."}
+    },
+)
 async def refresh_token(conn: ConnDep, signer: SignerDep, body: RefreshRequest) -> TokenPublic:
     try:
         claims = signer.decode(body.refresh_token, expect="refresh")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,9 +26,10 @@ from core.access import Role
 from core.alarms import AlertAction, AlertEvent, AlertKind, Severity
 from core.reference import load_reference
 from core.settings import Settings
+from storage import people
 from storage.reference import seed_reference
 from tests.asgi import serve
-from tests.people import bearer, ensure_user
+from tests.people import PASSWORD, bearer, ensure_user
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -359,3 +361,156 @@ async def test_stored_infinities_are_null_never_a_500(
         broken = [p for p in wide["points"] if p["value"] is None]
         assert len(broken) == 1 and broken[0]["max"] is None and broken[0]["plausible"] is False
         assert all(p["plausible"] for p in wide["points"] if p["value"] is not None)
+
+
+# --- the sign-in lockout ------------------------------------------------------------------
+
+
+async def _sign_in(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
+    return await client.post(
+        "/api/v1/login/access-token", data={"username": username, "password": password}
+    )
+
+
+async def test_the_lockout_answers_alike_for_names_nobody_has(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    """Wrong passwords lock a name that does not exist exactly like a real one: the same
+    401s, then the same 429 with the same Retry-After; a new password lifts a real lock."""
+    from api.routes.login import MAX_FAILED_SIGN_INS
+
+    real = f"t-probe-real-{uuid.uuid4().hex[:8]}"
+    ensure_user(database_url, real, Role.SAFETY_OFFICER, [], "E004")
+    nobody = f"t-probe-nobody-{uuid.uuid4().hex[:8]}"
+    answers: dict[str, list[httpx.Response]] = {real: [], nobody: []}
+    for _ in range(MAX_FAILED_SIGN_INS + 2):
+        for name in (real, nobody):
+            answers[name].append(await _sign_in(client, name, "a wrong password"))
+    for mine, theirs in zip(answers[real], answers[nobody], strict=True):
+        assert mine.status_code == theirs.status_code
+        assert mine.json() == theirs.json()
+        assert set(mine.headers) == set(theirs.headers)
+        if mine.status_code == 429:
+            assert abs(int(mine.headers["retry-after"]) - int(theirs.headers["retry-after"])) <= 1
+    assert [r.status_code for r in answers[nobody]] == [401] * MAX_FAILED_SIGN_INS + [429] * 2
+    assert 14 * 60 < int(answers[nobody][-1].headers["retry-after"]) <= 15 * 60
+    # Even the right password waits, for the real name; until an admin sets a new one.
+    assert (await _sign_in(client, real, PASSWORD)).status_code == 429
+    with psycopg.connect(database_url) as conn:
+        user = people.get_user_by_username(conn, username=real)
+        assert user is not None
+        people.update_user(conn, username=real, password_hash=user.password_hash)
+    assert (await _sign_in(client, real, PASSWORD)).status_code == 200
+    assert (await _sign_in(client, nobody, PASSWORD)).status_code == 429
+
+
+async def test_a_name_nobody_has_costs_the_same_work(
+    client: httpx.AsyncClient, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same steps, in the same order, for a wrong password of a real name and of a
+    made-up one: a lock check, a lookup, one Argon2 check, one count (so no timing tells
+    them apart)."""
+    from api.routes import login
+
+    calls: list[str] = []
+
+    def spy(name: str, fn: Any) -> Any:
+        if name == "verify_password":  # run in a thread: a plain function
+
+            def sync_spy(*args: Any) -> Any:
+                calls.append(name)
+                return fn(*args)
+
+            return sync_spy
+
+        async def async_spy(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return await fn(*args, **kwargs)
+
+        return async_spy
+
+    for name in ("sign_in_lock", "find_user", "record_failed_sign_in"):
+        monkeypatch.setattr(login.people, name, spy(name, getattr(people, name)))
+    monkeypatch.setattr(login, "verify_password", spy("verify_password", login.verify_password))
+
+    real = f"t-probe-steps-{uuid.uuid4().hex[:8]}"
+    ensure_user(database_url, real, Role.WORKER, [], "E004")
+    for name in (real, f"t-probe-ghost-{uuid.uuid4().hex[:8]}"):
+        calls.clear()
+        assert (await _sign_in(client, name, "a wrong password")).status_code == 401
+        assert calls == [
+            "sign_in_lock",
+            "find_user",
+            "verify_password",
+            "record_failed_sign_in",
+        ], (name, calls)
+
+
+async def test_sign_in_fields_are_bounded(client: httpx.AsyncClient) -> None:
+    r = await _sign_in(client, "x" * 65, "password")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "username"]
+    r = await _sign_in(client, "t-probe-admin", "p" * 1025)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "password"]
+
+
+async def test_a_names_wrong_passwords_are_forgotten_a_day_later(database_url: str) -> None:
+    name = f"t-probe-forgotten-{uuid.uuid4().hex[:8]}"
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        for _ in range(3):
+            await people.record_failed_sign_in(
+                conn,
+                username=name,
+                limit=3,
+                lock_for=timedelta(minutes=15),
+                forget_after=timedelta(days=1),
+            )
+        assert await people.sign_in_lock(conn, username=name) is not None
+        # Two days on, the lock long over: the name starts again from nothing.
+        await conn.execute(
+            "UPDATE sign_in_failures SET last_failed_at = now() - interval '2 days',"
+            " locked_until = now() - interval '2 days' WHERE username = %s",
+            (name,),
+        )
+        locked = await people.record_failed_sign_in(
+            conn,
+            username=name,
+            limit=3,
+            lock_for=timedelta(minutes=15),
+            forget_after=timedelta(days=1),
+        )
+        assert locked is None
+        cur = await conn.execute(
+            "SELECT failures FROM sign_in_failures WHERE username = %s", (name,)
+        )
+        assert await cur.fetchone() == (1,)
+
+
+async def test_migration_0012_repairs_infinities_and_keeps_locks(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A database as the release before left it: non-finite alert values become null,
+    and a user locked on their row stays locked, now by name."""
+    url = empty_database_url
+    _migrate_before(url, "0012")
+    seed_reference(url, load_reference())
+    await _store(
+        url,
+        _event("E001-S01", datetime.now(UTC) - timedelta(minutes=3), INF, NAN),
+        readings=[],
+    )
+    ensure_user(url, "t-probe-was-locked", Role.WORKER, [], "E001")
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "UPDATE users SET failed_sign_ins = 10, locked_until = now() + interval '10 minutes'"
+            " WHERE username = 't-probe-was-locked'"
+        )
+    migrations.migrate(url)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT value, limit_value FROM alerts").fetchall() == [(None, None)]
+        assert conn.execute("SELECT value FROM alert_history").fetchall() == [(None,)]
+        assert conn.execute("SELECT value FROM alert_events").fetchall() == [(None,)]
+    settings = Settings(_env_file=None, database_url=url, state_dir=tmp_path)  # type: ignore[call-arg]
+    async with serve(settings) as client:
+        r = await _sign_in(client, "t-probe-was-locked", PASSWORD)
+        assert r.status_code == 429
+        assert 9 * 60 < int(r.headers["retry-after"]) <= 10 * 60
