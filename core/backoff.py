@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import structlog
 
-__all__ = ["Backoff", "retry_transient"]
+__all__ = ["STREAM_BACKOFF", "Backoff", "retry_transient"]
 
 log = structlog.get_logger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -85,8 +85,17 @@ class Settings(BaseSettings):
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     kafka_bootstrap: str = "127.0.0.1:9092"
     timescale: Literal["auto", "on", "off"] = "auto"
-    embedded_mqtt: Literal["auto", "mosquitto", "amqtt"] = Field(
-        default="auto", description="broker `demo`/`up` start: Mosquitto when installed, else amqtt"
+    mqtt_ca_file: Path | None = Field(
+        default=None,
+        description="CA certificate that signed the broker's (mqtts://); default: system CAs",
+    )
+    mqtt_auth_dir: Path | None = Field(
+        default=None,
+        description="where `qorgau devices sync` writes the broker's password and ACL files",
+    )
+    mqtt_reload_command: str | None = Field(
+        default=None,
+        description="run after those files change so the broker reads them (e.g. kill -HUP 1)",
     )
 
     # Kafka topics. Partitions are declared explicitly (brokers' defaults differ).
@@ -105,6 +114,9 @@ class Settings(BaseSettings):
     bridge_linger_ms: float = Field(default=5.0, ge=0, description="pack window per enterprise")
     bridge_max_pack: int = Field(default=500, ge=1, description="readings per Kafka message")
     bridge_max_inflight: int = Field(default=20000, ge=1)
+    bridge_registry_refresh_s: float = Field(
+        default=30.0, gt=0, description="seconds between reloads of the device registry"
+    )
 
     # Worker: Kafka -> storage.
     worker_app_id: str = "qorgau-worker"
@@ -297,8 +309,10 @@ class Settings(BaseSettings):
 
     @property
     def mqtt_username(self) -> str | None:
-        return urlsplit(self.mqtt_url).username
+        name = urlsplit(self.mqtt_url).username
+        return unquote(name) if name is not None else None
 
     @property
     def mqtt_password(self) -> str | None:
-        return urlsplit(self.mqtt_url).password
+        secret = urlsplit(self.mqtt_url).password
+        return unquote(secret) if secret is not None else None

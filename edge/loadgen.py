@@ -15,8 +15,9 @@ import socket
 import struct
 import time
 import uuid
+from typing import Any
 
-__all__ = ["LeanPublisher"]
+__all__ = ["GatewayFleet", "LeanPublisher"]
 
 _CONNACK = 0x20
 _PUBACK = 0x40
@@ -55,6 +56,7 @@ class LeanPublisher:
         client_id: str | None = None,
         flush_bytes: int = 16384,
         timeout_s: float = 10.0,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self.window = window
         self.flush_bytes = flush_bytes
@@ -66,8 +68,13 @@ class LeanPublisher:
         self.sock = socket.create_connection((host, port), timeout=timeout_s)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         cid = _utf8(client_id or f"qorgau-load-{uuid.uuid4().hex[:8]}")
-        var = _utf8("MQTT") + bytes([4, 0x02]) + struct.pack("!H", 60)  # clean session
-        body = var + cid
+        flags = 0x02  # clean session
+        login = b""
+        if credentials is not None:
+            flags |= 0xC0  # user name and password follow the client id
+            login = _utf8(credentials[0]) + _utf8(credentials[1])
+        var = _utf8("MQTT") + bytes([4, flags]) + struct.pack("!H", 60)
+        body = var + cid + login
         self.sock.sendall(bytes([0x10]) + _remaining_length(len(body)) + body)
         ack = self._recv_exact(4)
         if ack[0] != _CONNACK or ack[3] != 0:
@@ -144,3 +151,42 @@ class LeanPublisher:
             self.sock.sendall(b"\xe0\x00")  # DISCONNECT
         finally:
             self.sock.close()
+
+
+class GatewayFleet:
+    """One `LeanPublisher` per enterprise, each connected as that enterprise's gateway (the
+    broker lets a device publish only for its own enterprise)."""
+
+    def __init__(
+        self, host: str, port: int, credentials: dict[str, tuple[str, str]], **kwargs: Any
+    ) -> None:
+        self.pubs = {
+            eid: LeanPublisher(host, port, credentials=creds, **kwargs)
+            for eid, creds in credentials.items()
+        }
+
+    @property
+    def sent(self) -> int:
+        return sum(p.sent for p in self.pubs.values())
+
+    @property
+    def acked(self) -> int:
+        return sum(p.acked for p in self.pubs.values())
+
+    def publish(self, enterprise_id: str, topic: str, payload: bytes) -> None:
+        self.pubs[enterprise_id].publish(topic, payload)
+
+    def flush(self, enterprise_id: str) -> None:
+        self.pubs[enterprise_id].flush()
+
+    def service(self) -> None:
+        for p in self.pubs.values():
+            p.service()
+
+    def wait_acked(self, timeout_s: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        return all(p.wait_acked(max(0.0, deadline - time.monotonic())) for p in self.pubs.values())
+
+    def close(self) -> None:
+        for p in self.pubs.values():
+            p.close()

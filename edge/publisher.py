@@ -25,10 +25,26 @@ def status_topic(enterprise_id: str, sensor_id: str) -> str:
     return f"qorgau/v1/{enterprise_id}/sensors/{sensor_id}/status"
 
 
-def make_client(client_id: str, *, max_inflight: int = 1000) -> mqtt.Client:
+def make_client(
+    client_id: str,
+    *,
+    max_inflight: int = 1000,
+    username: str | None = None,
+    password: str | None = None,
+    tls_ca: str | None = None,
+) -> mqtt.Client:
+    """A QoS 1 publisher. The broker knows a device by ``username`` (its client id is
+    that name: Mosquitto's ``use_username_as_clientid``)."""
     client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=True
+        CallbackAPIVersion.VERSION2,
+        client_id=username or client_id,
+        protocol=mqtt.MQTTv311,
+        clean_session=True,
     )
+    if username is not None:
+        client.username_pw_set(username, password)
+    if tls_ca is not None:
+        client.tls_set(ca_certs=tls_ca)
     client.max_inflight_messages_set(max_inflight)
     client.max_queued_messages_set(0)  # unbounded: queue while the broker is away
     client.reconnect_delay_set(min_delay=1, max_delay=5)
@@ -52,21 +68,34 @@ class BulkPublisher:
         client_id: str | None = None,
         window: int = 64,
         connect_timeout_s: float = 10.0,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self.client = make_client(
-            client_id or f"qorgau-pub-{uuid.uuid4().hex[:8]}", max_inflight=window
+            client_id or f"qorgau-pub-{uuid.uuid4().hex[:8]}",
+            max_inflight=window,
+            username=credentials[0] if credentials else None,
+            password=credentials[1] if credentials else None,
         )
         self.window = window
         self._sent = 0
         self._acked = 0
         self.client.on_publish = self._on_publish
+        self._refused = ""
+        self.client.on_connect = self._on_connect
         self.client.connect(host, port, keepalive=30)
         deadline = time.monotonic() + connect_timeout_s
         while not self.client.is_connected():
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or self._refused:
                 self.close()
-                raise ConnectionError(f"MQTT broker {host}:{port} did not accept the connection")
+                raise ConnectionError(
+                    f"MQTT broker {host}:{port} did not accept the connection"
+                    + (f": {self._refused}" if self._refused else "")
+                )
             self.client.loop(timeout=0.05)
+
+    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            self._refused = str(reason)
 
     def _on_publish(self, *_a: Any) -> None:
         self._acked += 1
@@ -105,3 +134,9 @@ class BulkPublisher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop(timeout=0.05)
+
+    def __enter__(self) -> BulkPublisher:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

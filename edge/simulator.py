@@ -76,6 +76,7 @@ class Simulator:
         incident_every_s: float = 120.0,
         interval_scale: float = 1.0,
         on_publish: Callable[[int], None] | None = None,
+        credentials: dict[str, str] | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.rng = random.Random(seed)
@@ -83,6 +84,7 @@ class Simulator:
         self.incident_every_s = incident_every_s
         self.interval_scale = interval_scale
         self.on_publish = on_publish
+        self.credentials = credentials or {}  # sensor id -> its secret (its MQTT identity)
         self.published = 0
         self._stop = threading.Event()
         self.sensors: list[SimulatedSensor] = []
@@ -106,7 +108,13 @@ class Simulator:
 
     def _connect(self, sim: SimulatedSensor) -> None:
         s = sim.sensor
-        client = make_client(f"sim-{s.id}", max_inflight=100)
+        secret = self.credentials.get(s.id)
+        client = make_client(
+            f"sim-{s.id}",
+            max_inflight=100,
+            username=s.id if secret is not None else None,
+            password=secret,
+        )
         client.will_set(status_topic(s.enterprise_id, s.id), b"offline", qos=1, retain=True)
 
         def on_connect(c: mqtt.Client, *_a: Any) -> None:

@@ -27,13 +27,23 @@ import psutil
 import psycopg
 
 from core.errors import QorgauError
+from core.reference import ReferenceData
 from core.settings import Settings
-from edge.loadgen import LeanPublisher
+from core.types import Enterprise, Sensor, Zone
+from edge.loadgen import GatewayFleet
 from edge.publisher import reading_topic
-from qorgau.launcher import Stack
+from qorgau.launcher import Credentials, Stack
+from storage.reference import seed_reference
 from stream.readiness import read_stats
 
-__all__ = ["BenchResult", "bench_settings", "run_bench", "run_one", "start_publishers"]
+__all__ = [
+    "BenchResult",
+    "bench_settings",
+    "register_bench_sensors",
+    "run_bench",
+    "run_one",
+    "start_publishers",
+]
 
 _ENTERPRISES = 48
 
@@ -76,9 +86,12 @@ def _publisher(
     batch: int,
     rate: float,
     out: Any,
+    credentials: dict[str, tuple[str, str]],
 ) -> None:
-    """One publisher process: ``per_sensor`` readings for each of its sensors."""
-    pub = LeanPublisher(host, port)
+    """One publisher process: ``per_sensor`` readings for each of its sensors, connected as
+    the gateway of each enterprise they belong to."""
+    pub = GatewayFleet(host, port, credentials)
+    owner = {i: _sensor(run, i)[0] for i in sensor_ids}
     topics = {i: reading_topic(*_sensor(run, i)) for i in sensor_ids}
     seqs = dict.fromkeys(sensor_ids, 0)
     total = per_sensor * len(sensor_ids)
@@ -99,11 +112,11 @@ def _publisher(
                     {"ts": ts, "hazard": "co", "value": 10.0, "unit": "ppm", "seq": seqs[i]}
                 )
             payload = orjson.dumps({"readings": items} if batch > 1 else items[0])
-            pub.publish(topics[i], payload)
+            pub.publish(owner[i], topics[i], payload)
             messages += 1
             sent += n
             if rate > 0:
-                pub.flush()
+                pub.flush(owner[i])
                 ahead = sent / rate - (time.perf_counter() - t0)
                 while ahead > 0.002:
                     pub.service()
@@ -158,8 +171,39 @@ def _component_cpu(stack: Stack) -> dict[str, float]:
     return cpu
 
 
+def register_bench_sensors(stack: Stack, run: str, sensors: int) -> dict[str, Credentials]:
+    """Put the run's enterprises and sensors in the registry (the bridge refuses readings of
+    sensors it does not know) and give each enterprise a gateway identity."""
+    assert stack.settings.database_url is not None
+    region, industry = "KZ-35", "C"
+    enterprises: dict[str, list[Sensor]] = {}
+    for i in range(sensors):
+        eid, sid = _sensor(run, i)
+        enterprises.setdefault(eid, []).append(Sensor(sid, eid, f"{eid}-Z1", "co", 1.0))
+    ref = ReferenceData(
+        (),
+        (),
+        tuple(
+            Enterprise(
+                eid,
+                f"Bench {eid}",
+                region,
+                industry,
+                "Karaganda",
+                zones=(Zone(f"{eid}-Z1", eid, "bench", "workshop", sensors=tuple(ss)),),
+            )
+            for eid, ss in sorted(enterprises.items())
+        ),
+    )
+    since = time.time()
+    seed_reference(stack.settings.database_url, ref)
+    creds = stack.gateways(sorted(enterprises))
+    stack.wait_for_registry(since)
+    return creds
+
+
 def start_publishers(
-    s: Settings,
+    stack: Stack,
     run: str,
     *,
     sensors: int,
@@ -170,21 +214,26 @@ def start_publishers(
 ) -> tuple[list[Any], Any]:
     """Publisher processes sharing ``sensors`` (``rate`` readings/s in all, 0 = flat out);
     each puts its figures on the returned queue when done."""
+    s = stack.settings
+    creds = register_bench_sensors(stack, run, sensors)
     ctx = mp.get_context("spawn")
     queue: Any = ctx.Queue()
     procs = []
     for p in range(publishers):
+        mine = list(range(p, sensors, publishers))
+        owners = {_sensor(run, i)[0] for i in mine}
         proc = ctx.Process(
             target=_publisher,
             args=(
                 s.mqtt_host,
                 s.mqtt_port,
                 run,
-                list(range(p, sensors, publishers)),
+                mine,
                 per_sensor,
                 batch,
                 rate / publishers if rate else 0.0,
                 queue,
+                {e: tuple(creds[e]) for e in owners},
             ),
         )
         proc.start()
@@ -224,7 +273,7 @@ def run_one(
     cpu0 = _component_cpu(stack)
     det0 = _detection(stack)
     procs, queue = start_publishers(
-        s,
+        stack,
         run,
         sensors=sensors,
         per_sensor=per_sensor,

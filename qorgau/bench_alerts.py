@@ -35,11 +35,13 @@ from api.security import hash_password
 from core.access import Role
 from core.errors import QorgauError
 from core.settings import Settings
+from core.types import Sensor
 from edge.loadgen import LeanPublisher
 from edge.publisher import reading_topic
 from qorgau.bench import bench_settings, start_publishers
 from qorgau.launcher import Stack, pick_port
 from storage import people
+from storage.reference import add_sensors
 
 __all__ = ["AlertBenchResult", "run_alert_bench"]
 
@@ -142,8 +144,18 @@ def run_alert_bench(settings: Settings, args: argparse.Namespace) -> AlertBenchR
             _subscribe(s.database_url, push, run)
             # The load must outlast the probes, or the last ones are measured on a quiet stack.
             needed = int(rate * (args.probes * args.probe_every + 5))
+            # Each probe on a fresh sensor of ENTERPRISE (no alarm of an earlier one open),
+            # each in the registry like every real sensor.
+            probe_sensors = [f"{ENTERPRISE}-P{run}{k:03d}" for k in range(args.probes)]
+            zone = _first_zone(s.database_url, ENTERPRISE)
+            since = time.time()
+            add_sensors(
+                s.database_url,
+                [Sensor(sid, ENTERPRISE, zone, "co", 10.0) for sid in probe_sensors],
+            )
+            stack.wait_for_registry(since)
             procs, queue = start_publishers(
-                s,
+                stack,
                 run,
                 sensors=args.sensors,
                 per_sensor=max(1, max(args.readings, needed) // args.sensors),
@@ -151,10 +163,12 @@ def run_alert_bench(settings: Settings, args: argparse.Namespace) -> AlertBenchR
                 rate=rate,
                 publishers=args.publishers,
             )
-            probe_pub = LeanPublisher(s.mqtt_host, s.mqtt_port)
+            probe_pub = LeanPublisher(
+                s.mqtt_host, s.mqtt_port, credentials=stack.gateway_credentials(ENTERPRISE)
+            )
             time.sleep(2.0)  # let the load settle before the first probe
             for k in range(args.probes):
-                sensor = f"{ENTERPRISE}-P{run}{k:03d}"
+                sensor = probe_sensors[k]
                 ts = datetime.now(UTC).isoformat().replace("+00:00", "Z")
                 reading = {"ts": ts, "hazard": "co", "value": 150.0, "unit": "mg/m3", "seq": 1}
                 probes[sensor] = time.time()
@@ -193,6 +207,16 @@ def run_alert_bench(settings: Settings, args: argparse.Namespace) -> AlertBenchR
         latency_p99_ms=round(_pct(lat, 0.99), 1),
         latency_max_ms=round(max(lat), 1) if lat else float("nan"),
     )
+
+
+def _first_zone(dsn: str, enterprise_id: str) -> str:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT min(id) FROM zones WHERE enterprise_id = %s", (enterprise_id,)
+        ).fetchone()
+    if row is None or row[0] is None:
+        raise QorgauError(f"enterprise {enterprise_id} has no zone")
+    return str(row[0])
 
 
 def print_alert_bench(result: AlertBenchResult, *, as_json: bool) -> None:

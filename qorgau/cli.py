@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 import signal
 import sys
@@ -33,7 +34,14 @@ __all__ = ["main"]
 
 
 def _settings() -> Settings:
-    return Settings()
+    """Settings from ``QORGAU_*`` variables; what they leave unset comes from the local stack
+    running in the state directory, if one does (so ``qorgau users`` finds its database)."""
+    settings = Settings()
+    from qorgau.launcher import read_stack_env
+
+    running = read_stack_env(settings.state_dir)
+    unset = {k: v for k, v in running.items() if f"QORGAU_{k.upper()}" not in os.environ}
+    return Settings(**unset) if unset else settings  # type: ignore[arg-type]
 
 
 def _require_db(settings: Settings) -> str:
@@ -61,6 +69,8 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_bridge(settings: Settings, _args: argparse.Namespace) -> int:
     from stream.bridge import Bridge
+
+    _require_db(settings)  # the device registry every message is checked against
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -133,11 +143,24 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         gateway_batch=args.gateway_batch,
         incident_every_s=args.incident_every,
         interval_scale=args.interval_scale,
+        credentials=_read_credentials(args.credentials),
     )
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_a: sim.stop())
     sim.run()
     return 0
+
+
+def _read_credentials(path: str | None) -> dict[str, str] | None:
+    if path is None:
+        return None
+    import json
+
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise QorgauError(f"cannot read device credentials from {path}: {exc}") from None
+    return {str(k): str(v) for k, v in doc.items()}
 
 
 def _run_stack(settings: Settings, *, simulate: bool, args: argparse.Namespace) -> int:
@@ -184,27 +207,27 @@ def _run_stack(settings: Settings, *, simulate: bool, args: argparse.Namespace) 
             if row is not None and row[0] == 0:
                 console.print("  Sign in       no users yet: create one with `qorgau users add`")
         console.print(f"  up in {time.monotonic() - t0:.1f} s. Ctrl-C stops everything.\n")
-        last_count, last_t = 0, time.monotonic()
+        reported = 0
         while not stopping.wait(5.0):
-            dead = stack.dead_children()
-            if dead:
-                for c in dead:
-                    console.print(
-                        f"[red]{c.name} exited with code {c.proc.returncode};"
-                        f" see {c.log_path}[/red]"
-                    )
-                return 1
+            for r in stack.restarts[reported:]:
+                code = f"exit {r.exit_code}" if r.exit_code is not None else "gone"
+                console.print(
+                    f"[yellow]  {time.strftime('%H:%M:%S', time.localtime(r.at))}  {r.name}"
+                    f" died ({code}); started again after {r.down_s:.1f} s[/yellow]"
+                )
+            reported = len(stack.restarts)
+            restarts = ", ".join(f"{k} {v}" for k, v in sorted(stack.restart_counts().items()))
             with (
                 contextlib.suppress(psycopg.Error),
                 psycopg.connect(s.database_url, connect_timeout=3) as conn,
             ):
+                # Recent rows only (an index range): the table grows for weeks.
                 row = conn.execute(
-                    "SELECT count(*), count(DISTINCT sensor_id) FROM readings"
+                    "SELECT count(*) FILTER (WHERE ts > now() - interval '10 seconds'),"
+                    " count(DISTINCT sensor_id) FROM readings"
+                    " WHERE ts > now() - interval '1 minute'"
                 ).fetchone()
-                count, sensors = (int(row[0]), int(row[1])) if row else (0, 0)
-                now = time.monotonic()
-                rate = (count - last_count) / (now - last_t)
-                last_count, last_t = count, now
+                rate, sensors = (int(row[0]) / 10.0, int(row[1])) if row else (0.0, 0)
                 open_alerts = conn.execute(
                     "SELECT kind, count(*) FROM alerts WHERE state = 'open'"
                     " GROUP BY kind ORDER BY kind"
@@ -214,10 +237,10 @@ def _run_stack(settings: Settings, *, simulate: bool, args: argparse.Namespace) 
                     "SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FROM deliveries"
                 ).fetchone()
                 console.print(
-                    f"  {time.strftime('%H:%M:%S')}  readings stored: {count:,}"
-                    f"  ({rate:,.1f} readings/s)  sensors reporting: {sensors}"
-                    f"  open alerts: {alerts}"
+                    f"  {time.strftime('%H:%M:%S')}  {rate:,.1f} readings/s"
+                    f"  sensors reporting: {sensors}  open alerts: {alerts}"
                     f"  notifications sent: {sent[0] if sent else 0:,} of {sent[1] if sent else 0:,}"
+                    + (f"  restarts: {restarts}" if restarts else "")
                 )
         return 0
     finally:
@@ -413,6 +436,12 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
     return users_cli.cmd_users(_require_db(settings), args)
 
 
+def cmd_devices(settings: Settings, args: argparse.Namespace) -> int:
+    from qorgau.devices import cmd_devices as run
+
+    return run(settings, args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qorgau", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -426,16 +455,52 @@ def build_parser() -> argparse.ArgumentParser:
         default=120.0,
         help="mean seconds between injected incidents (0 = none)",
     )
-    sub.add_parser("up", help="start everything on this machine, without the simulator")
+    sub.add_parser(
+        "up",
+        help="start everything on this machine, without the simulator",
+        description="Start the local stack: an embedded PostgreSQL (unless QORGAU_DATABASE_URL),"
+        " Mosquitto with per-identity passwords and ACLs (unless QORGAU_MQTT_URL), Tansu (unless"
+        " QORGAU_KAFKA_BOOTSTRAP), then the bridge, worker(s), notifier and API, each supervised:"
+        " a component that dies is started again. State lives in QORGAU_STATE_DIR (.qorgau/)."
+        " Ctrl-C stops everything.",
+    )
     sub.add_parser(
         "migrate", help="apply database migrations and seed reference data"
     ).add_argument(
         "--no-seed", action="store_true", help="do not upsert regions/industries/enterprises"
     )
-    sub.add_parser("bridge", help="run the MQTT -> Kafka bridge")
-    sub.add_parser("worker", help="run a Faust stream worker")
-    sub.add_parser("api", help="run the HTTP API")
-    sub.add_parser("notifier", help="tell people: route alert changes, escalate, send digests")
+    sub.add_parser(
+        "bridge",
+        help="run the MQTT -> Kafka bridge",
+        description="Subscribe to readings, statuses and app reports on QORGAU_MQTT_URL (QoS 1,"
+        " persistent session, the service identity in the URL), check each message against the"
+        " device registry in QORGAU_DATABASE_URL, pack readings into Kafka messages on"
+        " QORGAU_KAFKA_BOOTSTRAP and acknowledge MQTT only once Kafka has them. Refused"
+        " messages go to the dead-letter topic with the reason. Run N replicas with"
+        " QORGAU_BRIDGE_SHARED_GROUP, each with its own MQTT identity.",
+    )
+    sub.add_parser(
+        "worker",
+        help="run a Faust stream worker",
+        description="Consume readings and app reports from Kafka (QORGAU_KAFKA_BOOTSTRAP),"
+        " store them in QORGAU_DATABASE_URL, run the safety rules and the online models,"
+        " publish alert changes, and commit offsets only after the database did. Run up to"
+        " QORGAU_KAFKA_PARTITIONS replicas (QORGAU_INSTANCE names each).",
+    )
+    sub.add_parser(
+        "api",
+        help="run the HTTP API",
+        description="Serve the HTTP API on QORGAU_API_HOST:QORGAU_API_PORT (HTTPS with"
+        " QORGAU_API_TLS_CERT/QORGAU_API_TLS_KEY) from QORGAU_DATABASE_URL; OpenAPI at /docs.",
+    )
+    sub.add_parser(
+        "notifier",
+        help="tell people: route alert changes, escalate, send digests",
+        description="Consume alert changes from Kafka, record one delivery per person and"
+        " channel (Web Push, e-mail, webhook, MQTT to workers' apps, apprise) by the routing"
+        " file, retry and log them; escalate unacknowledged critical alerts and send digests."
+        " Any number of replicas (deliveries are idempotent), each with its own MQTT identity.",
+    )
     sim = sub.add_parser("simulate", help="publish simulated sensor readings over MQTT")
     sim.add_argument("--enterprises", help="comma-separated enterprise ids (default: all)")
     sim.add_argument("--seed", type=int, default=42)
@@ -447,6 +512,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=120.0,
         help="mean seconds between injected incidents (0 = none)",
+    )
+    sim.add_argument(
+        "--credentials",
+        help="JSON file of sensor id -> MQTT secret (each sensor connects as itself)",
     )
     sim.add_argument(
         "--interval-scale",
@@ -491,6 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="detector parameter, repeatable",
         )
     users_cli.add_parser(sub)
+    from qorgau.devices import add_parser as add_devices_parser
+
+    add_devices_parser(sub)
     bench = sub.add_parser("bench", help="measure end-to-end throughput, latency, loss")
     bench.add_argument("-n", "--readings", type=int, default=100_000)
     bench.add_argument(
@@ -558,6 +630,7 @@ COMMANDS = {
     "replay": cmd_replay,
     "ml": cmd_ml,
     "users": cmd_users,
+    "devices": cmd_devices,
 }
 
 

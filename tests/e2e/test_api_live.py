@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 import orjson
 
 from core.access import Role
-from edge.publisher import BulkPublisher, reading_topic
+from edge.publisher import reading_topic
 from qorgau.launcher import Stack
 from tests.asgi import serve
+from tests.e2e.devices import publisher
 from tests.people import bearer, ensure_user
 
 
@@ -28,8 +29,7 @@ async def test_ready_is_200_with_every_dependency_up_and_shows_live_readings(
     ts = datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
     def publish() -> None:
-        s = stack.settings
-        pub = BulkPublisher(s.mqtt_host, s.mqtt_port)
+        pub = publisher(stack, "E001")
         pub.publish(
             reading_topic("E001", sensor),
             orjson.dumps(
@@ -39,7 +39,7 @@ async def test_ready_is_200_with_every_dependency_up_and_shows_live_readings(
         assert pub.wait_acked(timeout_s=10)
         pub.close()
 
-    async with serve(stack.settings, bearer(stack.settings, officer)) as client:
+    async with serve(stack.settings_for("api"), bearer(stack.settings, officer)) as client:
         r = await client.get("/api/v1/ready")
         assert r.status_code == 200, r.text
         assert all(c["ok"] for c in r.json()["checks"].values())

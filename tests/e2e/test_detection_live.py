@@ -22,6 +22,7 @@ from edge.publisher import BulkPublisher, reading_topic
 from qorgau.launcher import Stack
 from tests.e2e import kafka
 from tests.e2e.conftest import MODEL_WARMUP
+from tests.e2e.devices import publisher
 
 
 async def _alerts(
@@ -67,8 +68,10 @@ async def test_sos_over_mqtt_is_a_critical_alert_within_a_second(stack: Stack) -
             }
         )
 
+        app = stack.app_credentials("W-42", "E004")
+
         def publish() -> float:
-            pub = BulkPublisher(s.mqtt_host, s.mqtt_port)
+            pub = BulkPublisher(s.mqtt_host, s.mqtt_port, credentials=app)
             sent = time.monotonic()
             pub.publish("qorgau/v1/E004/app/W-42/report", payload)
             assert pub.wait_acked(timeout_s=5)
@@ -187,7 +190,7 @@ async def test_live_worker_restarted_halfway_opens_the_same_alerts_as_replay(
     s = stack.settings
 
     def publish(part: list[dict[str, Any]]) -> None:
-        pub = BulkPublisher(s.mqtt_host, s.mqtt_port)
+        pub = publisher(stack, enterprise)
         for x in part:
             body = {k: v for k, v in x.items() if k not in ("enterprise_id", "sensor_id")}
             pub.publish(reading_topic(x["enterprise_id"], x["sensor_id"]), orjson.dumps(body))

@@ -17,9 +17,10 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from core.access import Role
-from edge.publisher import BulkPublisher, reading_topic
+from edge.publisher import reading_topic
 from qorgau.launcher import Stack
 from tests.alerts.conftest import http_receiver, subscription_keys
+from tests.e2e.devices import publisher
 from tests.people import ensure_user
 
 
@@ -36,6 +37,7 @@ async def test_critical_gas_reaches_the_officers_browser_and_the_workers_app(
     subscribed = asyncio.Event()
     loop = asyncio.get_running_loop()
     phone = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"phone-{tag}")
+    phone.username_pw_set(*stack.app_credentials(worker.username, "E005"))
     phone.on_connect = lambda c, *_: c.subscribe(
         f"qorgau/v1/E005/app/{worker.username}/notify", qos=1
     )
@@ -59,7 +61,7 @@ async def test_critical_gas_reaches_the_officers_browser_and_the_workers_app(
             published = time.monotonic()
 
             def publish() -> None:
-                pub = BulkPublisher(s.mqtt_host, s.mqtt_port)
+                pub = publisher(stack, "E005")
                 pub.publish(reading_topic("E005", "E005-S18"), orjson.dumps(reading))
                 assert pub.wait_acked(timeout_s=10)
                 pub.close()
