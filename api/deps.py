@@ -40,6 +40,7 @@ __all__ = [
     "MAX_OFFSET",
     "TOKEN_URL",
     "UNAUTHORIZED",
+    "UNREADABLE_BODY",
     "AdminUser",
     "AlertActor",
     "CatalogueDep",
@@ -52,6 +53,7 @@ __all__ = [
     "SettingsDep",
     "SignerDep",
     "StreamUser",
+    "invalid",
     "page_limit",
     "page_offset",
     "refuse_nul_characters",
@@ -119,6 +121,12 @@ def _nul_errors(loc: tuple[str | int, ...], value: Any) -> Iterator[dict[str, An
             yield from _nul_errors((*loc, i), item)
 
 
+def invalid(loc: tuple[str | int, ...], msg: str, value: Any = None) -> RequestValidationError:
+    """A refusal of what a route was sent, in FastAPI's validation-error shape (the 422 its
+    OpenAPI documents), for checks no type can make (a range's start after its end)."""
+    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": msg, "input": value}])
+
+
 def _is_json(content_type: str) -> bool:
     """Whether FastAPI reads a body of ``content_type`` as JSON (``application/*json``)."""
     media = content_type.partition(";")[0].strip().lower()
@@ -166,6 +174,10 @@ UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
 }
 FORBIDDEN: dict[int | str, dict[str, Any]] = {
     status.HTTP_403_FORBIDDEN: {"description": "Your role may not do this."}
+}
+# ... and every route that reads a body (FastAPI's answer before any validation).
+UNREADABLE_BODY: dict[int | str, dict[str, Any]] = {
+    status.HTTP_400_BAD_REQUEST: {"description": "The body cannot be read (not UTF-8 JSON)."}
 }
 
 

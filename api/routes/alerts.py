@@ -17,6 +17,7 @@ from api.deps import (
     FORBIDDEN,
     MAX_ID,
     UNAUTHORIZED,
+    UNREADABLE_BODY,
     AlertActor,
     CatalogueDep,
     ConnDep,
@@ -245,7 +246,7 @@ async def acknowledge_alert(
 @router.post(
     "/{alert_id}/resolve",
     summary="Resolve with a reason (and a comment)",
-    responses={**FORBIDDEN, **_NOT_FOUND, **_CONFLICT},
+    responses={**FORBIDDEN, **_NOT_FOUND, **_CONFLICT, **UNREADABLE_BODY},
 )
 async def resolve_alert(
     conn: ConnDep,
@@ -266,7 +267,11 @@ async def resolve_alert(
     return AlertPublic.from_row(row, catalogue)
 
 
-@router.post("/{alert_id}/comments", summary="Add a comment", responses={**FORBIDDEN, **_NOT_FOUND})
+@router.post(
+    "/{alert_id}/comments",
+    summary="Add a comment",
+    responses={**FORBIDDEN, **_NOT_FOUND, **UNREADABLE_BODY},
+)
 async def comment_alert(
     conn: ConnDep,
     user: AlertActor,
@@ -282,7 +287,8 @@ async def comment_alert(
 
 
 def lifecycle_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """Turns `alerts.lifecycle` refusals into answers: 404, 409 (with the alert now) or 422."""
+    """Turns `alerts.lifecycle` refusals into answers: 404, 409 (with the alert now) or 422
+    (as FastAPI's validation errors are)."""
     if isinstance(exc, AlertNotFound):
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_404_NOT_FOUND)
     if isinstance(exc, TransitionRefused):
@@ -294,4 +300,6 @@ def lifecycle_error_handler(request: Request, exc: Exception) -> JSONResponse:
             },
             status_code=status.HTTP_409_CONFLICT,
         )
-    return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    # Any other refusal is about what was sent: FastAPI's validation-error shape.
+    error = {"type": "value_error", "loc": ["body"], "msg": str(exc)}
+    return JSONResponse({"detail": [error]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)

@@ -17,7 +17,7 @@ import structlog
 from fastapi import APIRouter, Depends, Form, HTTPException, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.deps import ConnDep, SignerDep
+from api.deps import UNREADABLE_BODY, ConnDep, SignerDep
 from api.schemas import RefreshRequest, TokenPublic
 from api.security import MAX_PASSWORD_LENGTH, InvalidToken, verify_password
 from storage import people
@@ -81,6 +81,7 @@ def _locked(until: datetime) -> HTTPException:
     "/access-token",
     summary="Sign in (OAuth2 password flow)",
     responses={
+        **UNREADABLE_BODY,
         status.HTTP_401_UNAUTHORIZED: {"description": "Wrong user name or password."},
         status.HTTP_429_TOO_MANY_REQUESTS: {
             "description": "Too many wrong passwords for this user name: locked for a while "
@@ -128,7 +129,8 @@ async def login_access_token(
     "/refresh",
     summary="A new pair of tokens for a refresh token",
     responses={
-        status.HTTP_401_UNAUTHORIZED: {"description": "The refresh token is not valid (any more)."}
+        **UNREADABLE_BODY,
+        status.HTTP_401_UNAUTHORIZED: {"description": "The refresh token is not valid (any more)."},
     },
 )
 async def refresh_token(conn: ConnDep, signer: SignerDep, body: RefreshRequest) -> TokenPublic:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 
-from api.deps import UNAUTHORIZED, ConnDep, CurrentUser, SettingsDep
+from api.deps import UNAUTHORIZED, UNREADABLE_BODY, ConnDep, CurrentUser, SettingsDep, invalid
 from api.schemas import (
     LOCAL_HOSTS,
     MAX_PUSH_ENDPOINT,
@@ -43,6 +43,7 @@ async def vapid_public_key(request: Request, _: CurrentUser) -> VapidPublicKeyPu
     "/subscriptions",
     summary="Subscribe this browser",
     status_code=status.HTTP_201_CREATED,
+    responses=UNREADABLE_BODY,
 )
 async def subscribe(
     conn: ConnDep,
@@ -61,10 +62,11 @@ async def subscribe(
     if not local and not any(
         host == allowed or host.endswith("." + allowed) for allowed in settings.push_services
     ):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
+        raise invalid(
+            ("body", "endpoint"),
             f"{host!r} is not a push service Qorgau sends to (QORGAU_PUSH_SERVICES:"
             f" {', '.join(settings.push_services)})",
+            body.endpoint,
         )
     row = await people.save_push_subscription(
         conn,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from api.deps import UNAUTHORIZED, CatalogueDep, ConnDep, Instant, ScopeDep
+from api.deps import UNAUTHORIZED, CatalogueDep, ConnDep, Instant, ScopeDep, invalid
 from api.schemas import ReadingPointPublic, ReadingSeriesPublic, SensorPublic
 from storage import queries
 
@@ -70,14 +69,16 @@ async def get_sensor_readings(
     end = end if end is not None else datetime.now(UTC)
     start = start if start is not None else end - DEFAULT_WINDOW
     if start >= end:
-        raise HTTPException(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
+        raise invalid(
+            ("query", "start"),
             f"start ({start.isoformat()}) must be before end ({end.isoformat()})",
+            start.isoformat(),
         )
     if end - start > MAX_RANGE:
-        raise HTTPException(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
+        raise invalid(
+            ("query", "end"),
             f"range from start to end is {end - start}; at most {MAX_RANGE.days} days allowed",
+            end.isoformat(),
         )
     sensor = await queries.get_sensor(conn, scope=scope, sensor_id=sensor_id)
     if sensor is None:

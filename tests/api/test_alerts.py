@@ -140,7 +140,7 @@ async def test_acknowledge_resolve_comment_over_http(
     assert r.json()["alert"]["status"] == "acknowledged"  # how it is now, to show the person
 
     r = await client.post(f"{url}/resolve", json={"reason": "other"}, headers=h)
-    assert r.status_code == 422 and "needs a comment" in r.json()["detail"]
+    assert r.status_code == 422 and "needs a comment" in r.json()["detail"][0]["msg"]
     r = await client.post(f"{url}/resolve", json={"reason": "mistake"}, headers=h)
     assert r.status_code == 422
     r = await client.post(

@@ -344,18 +344,18 @@ async def test_readings_reject_bad_ranges(client: httpx.AsyncClient) -> None:
 
     r = await client.get(url, params={"start": t.isoformat(), "end": t.isoformat()})
     assert r.status_code == 422
-    assert "must be before end" in r.json()["detail"]
+    assert "must be before end" in r.json()["detail"][0]["msg"]
 
     later = (t + timedelta(hours=1)).isoformat()
     r = await client.get(url, params={"start": later, "end": t.isoformat()})
     assert r.status_code == 422
-    assert "must be before end" in r.json()["detail"]
+    assert "must be before end" in r.json()["detail"][0]["msg"]
 
     r = await client.get(
         url, params={"start": t.isoformat(), "end": (t + timedelta(days=367)).isoformat()}
     )
     assert r.status_code == 422
-    assert "366 days" in r.json()["detail"]
+    assert "366 days" in r.json()["detail"][0]["msg"]
     r = await client.get(
         url, params={"start": t.isoformat(), "end": (t + timedelta(days=366)).isoformat()}
     )
