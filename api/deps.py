@@ -7,15 +7,16 @@ and their row re-read, so a disabled user or a changed password takes effect at
 once); ``ScopeDep`` is the part of the country they may see, which every query
 of enterprise data filters by.
 
-What a route may be sent is bounded here too, once for every route: ids, page sizes
-and offsets (`Id`, `Limit`, `Offset`), instants (`Instant`) within what PostgreSQL
-and Python can hold, and no NUL character anywhere (`refuse_nul_characters`, which
+What a route may be sent is bounded here too, once for every route: ids (`MAX_ID`),
+page sizes and offsets (`page_limit`, `page_offset`), instants (`Instant`) within what
+PostgreSQL and Python can hold, and no text PostgreSQL cannot hold (`refuse_unstorable_text`, which
 `api.main` applies to every route), so that a strange request is a 422 that says
 why, never a 500 from the database.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
@@ -56,7 +57,7 @@ __all__ = [
     "invalid",
     "page_limit",
     "page_offset",
-    "refuse_nul_characters",
+    "refuse_unstorable_text",
 ]
 
 TOKEN_URL = "/api/v1/login/access-token"
@@ -105,20 +106,37 @@ def page_offset(noun: str) -> Any:
 
 _NUL = "\x00"
 _NUL_MESSAGE = "Text must not contain NUL characters (\\x00, %00, \\u0000)"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_MESSAGE = "Text must be valid Unicode: no lone surrogates (\\ud800-\\udfff)"
 
 
-def _nul_errors(loc: tuple[str | int, ...], value: Any) -> Iterator[dict[str, Any]]:
-    """Validation errors, FastAPI-shaped, for every string in ``value`` holding a NUL."""
-    if isinstance(value, str):
-        if _NUL in value:
-            yield {"type": "string_nul", "loc": loc, "msg": _NUL_MESSAGE, "input": value}
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _nul_errors((*loc, key), key)
-            yield from _nul_errors((*loc, key), item)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _nul_errors((*loc, i), item)
+def _text_errors(loc: tuple[str | int, ...], value: Any) -> Iterator[dict[str, Any]]:
+    """Validation errors, FastAPI-shaped, for every string in ``value`` that PostgreSQL text
+    cannot hold: one with a NUL, or a lone surrogate (JSON's ``\\ud800`` is no character).
+
+    Walked with a stack of its own: a body nested as deep as the JSON parser allows must
+    not exhaust Python's.
+    """
+    todo: list[tuple[tuple[str | int, ...], Any]] = [(loc, value)]
+    while todo:
+        where, item = todo.pop()
+        if isinstance(item, str):
+            if _NUL in item:
+                yield {"type": "string_nul", "loc": where, "msg": _NUL_MESSAGE, "input": item}
+            if _SURROGATE.search(item):
+                # Echoed with the surrogates replaced: UTF-8 cannot write them either.
+                shown = item.encode("utf-8", "replace").decode("utf-8")
+                yield {
+                    "type": "string_surrogate",
+                    "loc": where,
+                    "msg": _SURROGATE_MESSAGE,
+                    "input": shown,
+                }
+        elif isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                todo += [((*where, key), child), ((*where, key), key)]
+        elif isinstance(item, list):
+            todo += [((*where, i), child) for i, child in reversed(list(enumerate(item)))]
 
 
 def invalid(loc: tuple[str | int, ...], msg: str, value: Any = None) -> RequestValidationError:
@@ -133,20 +151,21 @@ def _is_json(content_type: str) -> bool:
     return media.startswith("application/") and (media.endswith("/json") or media.endswith("+json"))
 
 
-async def refuse_nul_characters(request: Request) -> None:
-    """422 for a NUL character in the path, query, headers, form or JSON body.
+async def refuse_unstorable_text(request: Request) -> None:
+    """422 for text PostgreSQL cannot hold anywhere in a request: a NUL character, or a lone
+    surrogate, in the path, query, headers, form or JSON body.
 
-    PostgreSQL text cannot hold one, and no name, id or comment has one: it is refused at
-    the door, before any route reads the database, in FastAPI's validation-error shape.
+    No name, id or comment has one: it is refused at the door, before any route reads the
+    database (where it would be an error, a 500), in FastAPI's validation-error shape.
     """
     errors = [
-        *(e for k, v in request.path_params.items() for e in _nul_errors(("path", k), v)),
+        *(e for k, v in request.path_params.items() for e in _text_errors(("path", k), v)),
         *(
             e
             for k, v in request.query_params.multi_items()
-            for e in (*_nul_errors(("query", k), k), *_nul_errors(("query", k), v))
+            for e in (*_text_errors(("query", k), k), *_text_errors(("query", k), v))
         ),
-        *(e for k, v in request.headers.items() for e in _nul_errors(("header", k), v)),
+        *(e for k, v in request.headers.items() for e in _text_errors(("header", k), v)),
     ]
     # The body only of routes that take one, read as FastAPI read it (and kept) before.
     body_field = getattr(request.scope.get("route"), "body_field", None)
@@ -155,11 +174,11 @@ async def refuse_nul_characters(request: Request) -> None:
         if isinstance(body_field.field_info, params.Form):
             form = await request.form()
             for k, v in form.multi_items():
-                errors += _nul_errors(("body", k), k)
+                errors += _text_errors(("body", k), k)
                 if isinstance(v, str):
-                    errors += _nul_errors(("body", k), v)
+                    errors += _text_errors(("body", k), v)
         elif _is_json(content_type):
-            errors += _nul_errors(("body",), await request.json())  # parsed and kept by FastAPI
+            errors += _text_errors(("body",), await request.json())  # parsed and kept by FastAPI
         elif b"\x00" in await request.body():
             errors.append({"type": "string_nul", "loc": ("body",), "msg": _NUL_MESSAGE})
     if errors:

@@ -19,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts.channels.webpush import public_key_b64url, resolve_vapid_key
 from alerts.lifecycle import LifecycleError
-from api.deps import refuse_nul_characters
+from api.deps import refuse_unstorable_text
 from api.feed import AlertFeed
 from api.routes import (
     alerts,
@@ -32,7 +32,7 @@ from api.routes import (
     sensors,
     users,
 )
-from api.schemas import AlertPublic, finite_json
+from api.schemas import AlertPublic, json_safe
 from api.security import TokenSigner
 from core.catalogue import load_catalogue
 from core.errors import ConfigError
@@ -58,11 +58,11 @@ are downsampled into time buckets with average, minimum, maximum and count.
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's own 422, but finite: a JSON body may carry NaN or Infinity (Python's
-    parser takes them), and echoing one back would fail to encode, a 500."""
+    """FastAPI's own 422, but always encodable: a JSON body may carry NaN, Infinity (Python's
+    parser takes them) or a lone surrogate, and echoing one back would fail, a 500."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     return JSONResponse(
-        {"detail": finite_json(jsonable_encoder(errors))},
+        {"detail": json_safe(jsonable_encoder(errors))},
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
     )
 
@@ -103,8 +103,8 @@ def create_app(settings: Settings) -> FastAPI:
         title="Qorgau API",
         description=_DESCRIPTION,
         lifespan=lifespan,
-        # Before any route reads the database: PostgreSQL text cannot hold a NUL.
-        dependencies=[Depends(refuse_nul_characters)],
+        # Before any route reads the database: text PostgreSQL cannot hold is a 422.
+        dependencies=[Depends(refuse_unstorable_text)],
     )
     app.state.settings = settings
     app.state.catalogue = load_catalogue()

@@ -60,7 +60,7 @@ __all__ = [
     "TokenPublic",
     "UserPublic",
     "VapidPublicKeyPublic",
-    "finite_json",
+    "json_safe",
 ]
 
 
@@ -73,18 +73,21 @@ Finite = Annotated[float | None, AfterValidator(_finite_or_none)]
 _NOT_FINITE = " Null when the stored value is not a finite number."
 
 
-def finite_json(value: Any) -> Any:
-    """``value`` (JSON-able) with every NaN or ±infinity in it turned into None.
+def json_safe(value: Any) -> Any:
+    """``value`` (JSON-able) as JSON can carry it: every NaN or ±infinity turned into None,
+    and lone surrogates in strings (no UTF-8 for them) into U+FFFD.
 
-    >>> finite_json({"input": [1.5, float("inf")], "n": float("nan")})
-    {'input': [1.5, None], 'n': None}
+    >>> json_safe({"input": [1.5, float("inf")], "n": float("nan"), "s": "a\\ud800"})
+    {'input': [1.5, None], 'n': None, 's': 'a\\ufffd'}
     """
     if isinstance(value, float):
         return _finite_or_none(value)
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
+        return {json_safe(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [finite_json(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.errors import ConfigError
 from core.statefiles import local_secret
 
 __all__ = [
@@ -42,7 +43,8 @@ class LocalSecret(SecretStr):
 
     It is read from (or made in) ``state_dir / name`` only when its value is asked for
     (`core.statefiles.local_secret`), so settings can be built, printed and compared
-    without touching the disk, and every process of one stack shares the value.
+    without touching the disk, and every process of one stack shares the value. A file
+    holding fewer than `MIN_SECRET_LENGTH` characters is refused (`ConfigError`).
     """
 
     def __init__(self, state_dir: Path, name: str) -> None:
@@ -50,7 +52,13 @@ class LocalSecret(SecretStr):
         self.path = state_dir / name
 
     def get_secret_value(self) -> str:
-        return local_secret(self.path.parent, self.path.name)
+        value = local_secret(self.path.parent, self.path.name)
+        if len(value) < MIN_SECRET_LENGTH:  # emptied or edited by hand: anyone could sign
+            raise ConfigError(
+                f"{self.path} holds no usable secret (fewer than {MIN_SECRET_LENGTH}"
+                " characters); delete it and a new one is made"
+            )
+        return value
 
     def _display(self) -> str:
         return "**********"

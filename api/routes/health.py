@@ -19,6 +19,7 @@ from fastapi import APIRouter, Response, status
 
 from api.deps import Pool, PoolDep, SettingsDep
 from api.schemas import CheckPublic, HealthPublic, ReadinessPublic
+from core.redaction import scrub
 from core.settings import Settings
 
 __all__ = ["CHECK_TIMEOUT_S", "lb_router", "router"]
@@ -129,7 +130,8 @@ async def _timed(probe: Callable[[], Awaitable[None]]) -> CheckPublic:
     except TimeoutError:
         error = f"no answer within {CHECK_TIMEOUT_S:g} s"
     except Exception as exc:  # any failure means "not ready"; report it, never raise
-        error = f"{type(exc).__name__}: {exc}"
+        # Anyone may ask /ready: a URL in the error keeps only its scheme and host.
+        error = scrub(f"{type(exc).__name__}: {exc}")
     latency_ms = round((time.perf_counter() - t0) * 1000, 3)
     return CheckPublic(ok=error is None, latency_ms=latency_ms, error=error)
 

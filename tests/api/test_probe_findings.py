@@ -200,6 +200,29 @@ async def test_a_nul_character_anywhere_is_a_422(
     ).is_success
 
 
+async def test_a_lone_surrogate_in_json_is_a_422(
+    client: httpx.AsyncClient, settings: Settings, database_url: str
+) -> None:
+    """JSON's \\ud800 escape is no character: PostgreSQL (and UTF-8) cannot hold it."""
+    headers = bearer(settings, ensure_user(database_url, "t-probe-admin", Role.ADMIN))
+    for url, body, loc in (
+        ("/api/v1/alerts/1/comments", b'{"text": "seen \\ud800"}', ("body", "text")),
+        ("/api/v1/login/refresh", b'{"refresh_token": "\\udfff"}', ("body", "refresh_token")),
+        (
+            "/api/v1/push/subscriptions",
+            b'{"endpoint": "https://fcm.googleapis.com/\\ud800", "keys": {}}',
+            ("body", "endpoint"),
+        ),
+    ):
+        r = await client.post(
+            url, content=body, headers={**headers, "Content-Type": "application/json"}
+        )
+        assert r.status_code == 422, (url, r.status_code, r.text)
+        [error] = [e for e in r.json()["detail"] if tuple(e["loc"]) == loc]
+        assert error["type"] == "string_surrogate", error
+        assert "surrogate" in error["msg"]
+
+
 async def test_nan_or_infinity_in_a_json_body_is_a_422_that_is_json(
     client: httpx.AsyncClient, settings: Settings, database_url: str
 ) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from core.errors import ConfigError
 from core.settings import JWT_SECRET_FILE, WEBHOOK_SECRET_FILE, Settings
 
 
@@ -101,3 +102,11 @@ def test_production_never_makes_a_secret_of_its_own(tmp_path: Path) -> None:
             vapid_private_key="k",
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_emptied_secret_file_is_refused_not_used(tmp_path: Path) -> None:
+    """An empty key would let anyone sign tokens: a state file too short stops the start."""
+    (tmp_path / JWT_SECRET_FILE).write_text("")
+    settings = Settings(_env_file=None, state_dir=tmp_path)  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="holds no usable secret"):
+        settings.jwt_secret.get_secret_value()
