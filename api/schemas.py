@@ -548,8 +548,9 @@ class DeliveryPublic(_Public):
     recipient: str = Field(description="Who: 'user:<id>', or a worker's app.")
     channel: str = Field(description="webpush, email, webhook, mqtt or apprise.")
     address: str = Field(
-        description="Where, redacted: URLs keep only their scheme and host (push endpoints "
-        "end in '/…'); e-mail addresses and MQTT topics are shown as they are."
+        description="Where, redacted (core.redaction): URLs keep only their scheme and host "
+        "(push endpoints end in '/…'; 'scheme://…' when the host itself is a token, as in "
+        "tgram://); e-mail addresses and MQTT topics are shown as they are."
     )
     status: str = Field(description="pending, retrying, sent, failed, rejected or gone.")
     attempts: int = Field(description="Attempts made so far (count).")
