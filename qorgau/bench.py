@@ -38,6 +38,7 @@ from stream.readiness import read_stats
 
 __all__ = [
     "BenchResult",
+    "bench_sensor",
     "bench_settings",
     "register_bench_sensors",
     "run_bench",
@@ -72,7 +73,7 @@ class BenchResult:
     models_us_per_reading: float = float("nan")  # ...and online models
 
 
-def _sensor(run: str, i: int) -> tuple[str, str]:
+def bench_sensor(run: str, i: int) -> tuple[str, str]:
     # Fresh enterprises per run: no detection history (checkpoints, stale sensors) carries over.
     return f"BENCH{run}-{i % _ENTERPRISES:02d}", f"B{run}-S{i:05d}"
 
@@ -91,8 +92,8 @@ def _publisher(
     """One publisher process: ``per_sensor`` readings for each of its sensors, connected as
     the gateway of each enterprise they belong to."""
     pub = GatewayFleet(host, port, credentials)
-    owner = {i: _sensor(run, i)[0] for i in sensor_ids}
-    topics = {i: reading_topic(*_sensor(run, i)) for i in sensor_ids}
+    owner = {i: bench_sensor(run, i)[0] for i in sensor_ids}
+    topics = {i: reading_topic(*bench_sensor(run, i)) for i in sensor_ids}
     seqs = dict.fromkeys(sensor_ids, 0)
     total = per_sensor * len(sensor_ids)
     messages = 0
@@ -178,7 +179,7 @@ def register_bench_sensors(stack: Stack, run: str, sensors: int) -> dict[str, Cr
     region, industry = "KZ-35", "C"
     enterprises: dict[str, list[Sensor]] = {}
     for i in range(sensors):
-        eid, sid = _sensor(run, i)
+        eid, sid = bench_sensor(run, i)
         enterprises.setdefault(eid, []).append(Sensor(sid, eid, f"{eid}-Z1", "co", 1.0))
     ref = ReferenceData(
         (),
@@ -221,7 +222,7 @@ def start_publishers(
     procs = []
     for p in range(publishers):
         mine = list(range(p, sensors, publishers))
-        owners = {_sensor(run, i)[0] for i in mine}
+        owners = {bench_sensor(run, i)[0] for i in mine}
         proc = ctx.Process(
             target=_publisher,
             args=(

@@ -294,6 +294,18 @@ class Stack:
             os.killpg(pid, signal.SIGKILL)
         return pid
 
+    def postgres_pid(self) -> int | None:
+        """The embedded PostgreSQL's postmaster (None with an external database)."""
+        return None if self._pg is None else self._pg.get_pid()
+
+    def kill_postgres(self) -> int:
+        """``kill -9`` the embedded PostgreSQL's postmaster; the supervisor restarts it."""
+        pid = self.postgres_pid()
+        if pid is None:
+            raise ConfigError("no embedded PostgreSQL in this stack")
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
     # --- supervision --------------------------------------------------------------
     def supervise_once(self) -> list[Restart]:
         """Start again every child that died (after its backoff); return the restarts."""
@@ -343,6 +355,9 @@ class Stack:
             started = time.monotonic()
             try:
                 self._pg.ensure_postgres_running()
+                deadline = time.monotonic() + 30
+                while not self._pg_alive() and time.monotonic() < deadline:
+                    time.sleep(0.05)  # its pid file is written a moment after it starts
                 restart = Restart(
                     time.time(), "postgres", None, round(time.monotonic() - started, 1)
                 )
