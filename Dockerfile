@@ -11,5 +11,11 @@ COPY api api
 COPY dashboards dashboards
 COPY qorgau qorgau
 RUN pip install --no-cache-dir .
-USER nobody
+# One unprivileged user for every Qorgau service, with the uid Mosquitto's image runs its
+# broker as: the mqtt-auth service shares the broker's process namespace and signals it
+# after rewriting its password and ACL files, which the broker must be able to read.
+RUN groupadd --gid 1883 qorgau && useradd --uid 1883 --gid 1883 --no-create-home qorgau \
+    && mkdir -p /var/lib/qorgau /mosquitto/auth /certs \
+    && chown qorgau:qorgau /var/lib/qorgau /mosquitto/auth /certs
+USER qorgau
 ENTRYPOINT ["qorgau"]

@@ -182,6 +182,10 @@ class Settings(BaseSettings):
     # API.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_tls_cert: Path | None = Field(
+        default=None, description="serve HTTPS with this certificate (PEM; see qorgau certs)"
+    )
+    api_tls_key: Path | None = Field(default=None, description="the key of api_tls_cert (PEM)")
     api_pool_size: int = Field(
         default=16, ge=2, description="most PostgreSQL connections one API process holds"
     )
@@ -293,6 +297,16 @@ class Settings(BaseSettings):
                 f"{names}: not set (or shorter than {MIN_SECRET_LENGTH} characters); in"
                 f" {self.environment} every secret must be your own"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> Settings:
+        if (self.api_tls_cert is None) != (self.api_tls_key is None):
+            raise ValueError("QORGAU_API_TLS_CERT and QORGAU_API_TLS_KEY go together")
+        for name in ("api_tls_cert", "api_tls_key", "mqtt_ca_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"QORGAU_{name.upper()}: no such file {path}")
         return self
 
     @field_validator("mqtt_url")

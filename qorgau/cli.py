@@ -64,7 +64,35 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     if not args.no_seed:
         counts = seed_reference(dsn, load_reference())
         print("reference data: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    if args.admin:
+        password = os.environ.get("QORGAU_ADMIN_PASSWORD", "")
+        if not password:
+            raise QorgauError("--admin needs the first admin's password in QORGAU_ADMIN_PASSWORD")
+        made = users_cli.bootstrap_admin(dsn, args.admin, password)
+        print(f"admin {args.admin}: " + ("created" if made else "exists already (left as it is)"))
+    if args.service_identities:
+        _service_identities(dsn)
     return 0
+
+
+def _service_identities(dsn: str) -> None:
+    """The services' MQTT identities, each with the secret its deployment gives it in
+    ``QORGAU_MQTT_SECRET_<ROLE>`` (the same one that service's QORGAU_MQTT_URL carries)."""
+    import psycopg
+
+    from core.identities import SERVICE_RULES, IdentityKind
+    from qorgau.devices import ensure_identity
+
+    with psycopg.connect(dsn) as conn:
+        for role in sorted(SERVICE_RULES):
+            secret = os.environ.get(f"QORGAU_MQTT_SECRET_{role.upper()}", "")
+            if len(secret) < 24:
+                raise QorgauError(
+                    f"QORGAU_MQTT_SECRET_{role.upper()}: the {role}'s MQTT secret"
+                    " (24+ characters) is missing or too short"
+                )
+            ensure_identity(conn, role, secret, kind=IdentityKind.SERVICE, service=role)
+            print(f"MQTT identity {role}: ready")
 
 
 def cmd_bridge(settings: Settings, _args: argparse.Namespace) -> int:
@@ -116,12 +144,15 @@ def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
     from api.main import create_app
 
     _require_db(settings)
+    tls = settings.api_tls_cert is not None
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        ssl_certfile=str(settings.api_tls_cert) if tls else None,
+        ssl_keyfile=str(settings.api_tls_key) if tls else None,
     )
     return 0
 
@@ -436,6 +467,25 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
     return users_cli.cmd_users(_require_db(settings), args)
 
 
+def cmd_certs(_settings: Settings, args: argparse.Namespace) -> int:
+    from qorgau.certs import cmd_certs as run
+
+    return run(args)
+
+
+def cmd_secrets(_settings: Settings, _args: argparse.Namespace) -> int:
+    from qorgau.certs import env_secrets
+
+    print(env_secrets(), end="")
+    return 0
+
+
+def cmd_chaos(settings: Settings, args: argparse.Namespace) -> int:
+    from qorgau.chaos import cmd_chaos as run
+
+    return run(settings, args)
+
+
 def cmd_devices(settings: Settings, args: argparse.Namespace) -> int:
     from qorgau.devices import cmd_devices as run
 
@@ -464,10 +514,20 @@ def build_parser() -> argparse.ArgumentParser:
         " a component that dies is started again. State lives in QORGAU_STATE_DIR (.qorgau/)."
         " Ctrl-C stops everything.",
     )
-    sub.add_parser(
-        "migrate", help="apply database migrations and seed reference data"
-    ).add_argument(
+    mig = sub.add_parser("migrate", help="apply database migrations and seed reference data")
+    mig.add_argument(
         "--no-seed", action="store_true", help="do not upsert regions/industries/enterprises"
+    )
+    mig.add_argument(
+        "--admin",
+        metavar="NAME",
+        help="create this first admin if missing (password from QORGAU_ADMIN_PASSWORD)",
+    )
+    mig.add_argument(
+        "--service-identities",
+        action="store_true",
+        help="give the bridge, notifier and API their MQTT identities"
+        " (secrets from QORGAU_MQTT_SECRET_BRIDGE, _NOTIFIER, _API)",
     )
     sub.add_parser(
         "bridge",
@@ -563,6 +623,16 @@ def build_parser() -> argparse.ArgumentParser:
     from qorgau.devices import add_parser as add_devices_parser
 
     add_devices_parser(sub)
+    from qorgau.chaos import add_parser as add_chaos_parser
+
+    add_chaos_parser(sub)
+    from qorgau.certs import add_parser as add_certs_parser
+
+    add_certs_parser(sub)
+    sub.add_parser(
+        "secrets",
+        help="print a .env for docker-compose.yml with every secret made at random",
+    )
     bench = sub.add_parser("bench", help="measure end-to-end throughput, latency, loss")
     bench.add_argument("-n", "--readings", type=int, default=100_000)
     bench.add_argument(
@@ -631,6 +701,9 @@ COMMANDS = {
     "ml": cmd_ml,
     "users": cmd_users,
     "devices": cmd_devices,
+    "chaos": cmd_chaos,
+    "certs": cmd_certs,
+    "secrets": cmd_secrets,
 }
 
 

@@ -21,7 +21,7 @@ from core.access import Role, Scope
 from core.errors import ConfigError, QorgauError
 from storage import people
 
-__all__ = ["add_parser", "cmd_users", "demo_users"]
+__all__ = ["add_parser", "bootstrap_admin", "cmd_users", "demo_users"]
 
 _CHANNELS = ("email", "webhook", "apprise")
 
@@ -292,3 +292,17 @@ def demo_users(dsn: str, password: str) -> list[str]:
                 )
             made.append(username)
     return made
+
+
+def bootstrap_admin(dsn: str, username: str, password: str) -> bool:
+    """The first admin of a deployment: created when no user of that name exists (True),
+    left as it is otherwise (False) — so a deployment's setup job can run every time."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ConfigError(
+            f"the first admin's password needs at least {MIN_PASSWORD_LENGTH} characters"
+        )
+    with psycopg.connect(dsn) as conn:
+        if people.get_user_by_username(conn, username=username) is not None:
+            return False
+        people.create_user(conn, username=username, role=Role.ADMIN, password_hash=_hash(password))
+    return True

@@ -103,7 +103,7 @@ class Bridge:
         if s.mqtt_username:
             client.username_pw_set(s.mqtt_username, s.mqtt_password)
         if s.mqtt_tls:
-            client.tls_set()
+            client.tls_set(ca_certs=str(s.mqtt_ca_file) if s.mqtt_ca_file else None)
         client.max_inflight_messages_set(s.bridge_max_inflight)
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(min_delay=1, max_delay=10)

@@ -70,6 +70,7 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
             username=settings.mqtt_username,
             password=settings.mqtt_password,
             tls=settings.mqtt_tls,
+            ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
             client_id=f"qorgau-notifier-{settings.instance or 'main'}",
         ),
         "apprise": AppriseChannel(),

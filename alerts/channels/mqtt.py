@@ -54,7 +54,9 @@ class MqttChannel:
     username, password
         Credentials, when the broker wants them.
     tls
-        Connect with TLS (system CA certificates).
+        Connect with TLS.
+    ca_file
+        The CA certificate the broker's is signed by (default: the system's CAs).
     client_id
         MQTT client id; a unique one by default (two clients sharing an id
         would keep disconnecting each other).
@@ -72,6 +74,7 @@ class MqttChannel:
         username: str | None = None,
         password: str | None = None,
         tls: bool = False,
+        ca_file: str | None = None,
         client_id: str | None = None,
         timeout: float = 10.0,
         keepalive: int = 30,
@@ -81,6 +84,7 @@ class MqttChannel:
         self._username = username
         self._password = password
         self._tls = tls
+        self._ca_file = ca_file
         self._client_id = client_id or f"qorgau-alerts-{uuid.uuid4().hex[:12]}"
         self._timeout = timeout
         self._keepalive = keepalive
@@ -124,7 +128,7 @@ class MqttChannel:
         if self._username:
             client.username_pw_set(self._username, self._password)
         if self._tls:
-            client.tls_set()
+            client.tls_set(ca_certs=self._ca_file)
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
