@@ -120,6 +120,7 @@ class Dispatcher:
             alert_kind=kind,
             severity=severity,
             hazard=hazard or None,
+            hazard_name=self._name(hazard),
             sensor_id=change.sensor_id,
             zone_id=change.zone_id,
             value=change.value,
@@ -424,6 +425,7 @@ class Dispatcher:
             alert_kind=row.kind,
             severity=row.severity,
             hazard=row.hazard,
+            hazard_name=self._name(row.hazard),
             sensor_id=row.sensor_id,
             zone_id=row.zone_id,
             value=row.value,
@@ -456,6 +458,10 @@ class Dispatcher:
     def _unit(self, hazard: object) -> str | None:
         h = self._catalogue.get(str(hazard)) if hazard else None
         return h.unit if h is not None else None
+
+    def _name(self, hazard: object) -> str | None:
+        h = self._catalogue.get(str(hazard)) if hazard else None
+        return h.name_ru if h is not None else None
 
 
 def _targets(m: MemberRow, channels: frozenset[str], enterprise_id: str) -> list[Target]:

@@ -85,6 +85,7 @@ class Notification:
     ts: datetime  # event time of the change (aware)
     message: str  # the machine's English message
     link: str | None = None  # URL of the alert in the API
+    hazard_name: str | None = None  # the hazard's name in the deployment's catalogue (ru)
     items: tuple[Notification, ...] = ()  # for a digest: the warnings it batches
     created_monotonic: float | None = field(default=None, compare=False)
 
@@ -118,6 +119,7 @@ class Notification:
             "alert_kind": self.alert_kind,
             "severity": self.severity,
             "hazard": self.hazard,
+            "hazard_name": self.hazard_name,
             "sensor_id": self.sensor_id,
             "zone_id": self.zone_id,
             "value": self.value,
@@ -143,6 +145,7 @@ class Notification:
             alert_kind=_opt_str(data.get("alert_kind")),
             severity=str(data["severity"]),
             hazard=_opt_str(data.get("hazard")),
+            hazard_name=_opt_str(data.get("hazard_name")),
             sensor_id=_opt_str(data.get("sensor_id")),
             zone_id=_opt_str(data.get("zone_id")),
             value=_opt_float(data.get("value")),

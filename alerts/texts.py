@@ -7,7 +7,8 @@ in Kazakhstan time (UTC+5, the single national zone since March 2024).
 Everything taken from data is escaped in HTML, and a link is only made of an
 ``http(s)`` URL.
 
-Hazard names come from the catalogue (``name_ru``); Kazakh names are kept
+Russian hazard names come from the deployment's catalogue, carried by the
+notification (``hazard_name``, filled by the dispatcher); Kazakh names are kept
 here for the catalogue's ids, falling back to the Russian name for an id
 added to the catalogue later.
 
@@ -18,7 +19,8 @@ added to the catalogue later.
 ...     enterprise_name="Казцинк <Риддер>", alert_key="k1", action="open",
 ...     alert_kind="threshold", severity="critical", hazard="co", sensor_id="E001-S07",
 ...     zone_id="E001-Z02", value=250.0, unit="mg/m3", limit=20.0,
-...     ts=datetime(2026, 3, 1, 8, 0, tzinfo=UTC), message="CO 250 mg/m3 over 20 mg/m3")
+...     ts=datetime(2026, 3, 1, 8, 0, tzinfo=UTC), message="CO 250 mg/m3 over 20 mg/m3",
+...     hazard_name="Оксид углерода")
 >>> ru = render(n, "ru")
 >>> ru.subject
 'Тревога: Оксид углерода — Казцинк <Риддер>'
@@ -46,11 +48,9 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import cache
 from typing import Literal
 
 from alerts.notification import Notification
-from core.catalogue import load_catalogue
 
 __all__ = [
     "KAZAKHSTAN_TIME",
@@ -230,24 +230,27 @@ class Rendered:
     short: str
 
 
-@cache
-def _catalogue_names() -> dict[str, str]:
-    return {hid: hazard.name_ru for hid, hazard in load_catalogue().items()}
+def hazard_name(n: Notification, language: Language) -> str | None:
+    """The hazard's name in ``language``: Kazakh from this module, Russian from the
+    deployment's catalogue (carried by the notification); the id itself otherwise.
 
-
-def hazard_name(hazard: str | None, language: Language) -> str | None:
-    """The hazard's name in ``language``; the id itself when the catalogue lacks it.
-
-    >>> hazard_name("h2s", "kk"), hazard_name("h2s", "ru")
+    >>> from dataclasses import replace
+    >>> from datetime import UTC
+    >>> n = Notification(change_id="c", purpose="alert", enterprise_id="E001",
+    ...     enterprise_name="", alert_key=None, action="open", alert_kind="threshold",
+    ...     severity="warning", hazard="h2s", sensor_id=None, zone_id=None, value=None,
+    ...     unit=None, limit=None, ts=datetime(2026, 3, 1, tzinfo=UTC), message="",
+    ...     hazard_name="Сероводород")
+    >>> hazard_name(n, "kk"), hazard_name(n, "ru")
     ('Күкіртсутек', 'Сероводород')
-    >>> hazard_name("radon", "kk")
+    >>> hazard_name(replace(n, hazard="radon", hazard_name=None), "kk")
     'radon'
     """
-    if not hazard:
+    if not n.hazard:
         return None
-    if language == "kk" and hazard in _HAZARDS_KK:
-        return _HAZARDS_KK[hazard]
-    return _catalogue_names().get(hazard, hazard)
+    if language == "kk" and n.hazard in _HAZARDS_KK:
+        return _HAZARDS_KK[n.hazard]
+    return n.hazard_name or n.hazard
 
 
 def format_number(value: float) -> str:
@@ -296,7 +299,7 @@ def _headline(n: Notification, w: dict[str, str]) -> str:
 
 def _subject_what(n: Notification, language: Language) -> str:
     # An SOS names no hazard worth a headline: the worker's call is the news.
-    name = None if n.alert_kind == "sos" else hazard_name(n.hazard, language)
+    name = None if n.alert_kind == "sos" else hazard_name(n, language)
     what = name or _KINDS[language].get(n.alert_kind or "", n.alert_kind or "")
     return what[:1].upper() + what[1:] if what else "—"
 
@@ -348,7 +351,7 @@ def _facts(n: Notification, language: Language) -> list[tuple[str, str]]:
     """The labelled lines of the body, in order (label, value)."""
     w = _WORDS[language]
     facts: list[tuple[str, str]] = []
-    name = hazard_name(n.hazard, language)
+    name = hazard_name(n, language)
     if name and n.alert_kind != "sos":
         facts.append((w["factor"], name))
     if n.alert_kind:
@@ -412,7 +415,7 @@ def render(notification: Notification, language: Language) -> Rendered:
     reason = None
     if n.purpose == "evacuate":
         lines += [_evacuation_order(n, w), w["evacuate_more"]]
-        cause = [hazard_name(n.hazard, language), _reading(n, language)]
+        cause = [hazard_name(n, language), _reading(n, language)]
         if any(cause):
             reason = f"{w['reason']}: {' '.join(x for x in cause if x)}."
             lines.append(reason)

@@ -34,7 +34,7 @@ from api.routes import (
 )
 from api.schemas import AlertPublic, json_safe
 from api.security import TokenSigner
-from core.catalogue import load_catalogue
+from core.catalogue import Catalogue, load_catalogue
 from core.errors import ConfigError
 from core.settings import Settings
 
@@ -67,7 +67,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAPI:
     """The API application for ``settings``; PostgreSQL is required.
 
     Raises `ConfigError` if ``settings.database_url`` is unset or there is no usable
@@ -107,7 +107,9 @@ def create_app(settings: Settings) -> FastAPI:
         dependencies=[Depends(refuse_unstorable_text)],
     )
     app.state.settings = settings
-    app.state.catalogue = load_catalogue()
+    # The composition root loads the catalogue once and passes it; tests may let it be read
+    # here, from the same setting.
+    app.state.catalogue = catalogue or load_catalogue(settings.catalogue_path)
     app.state.signer = TokenSigner(
         settings.jwt_secret.get_secret_value(),
         access_minutes=settings.access_token_minutes,

@@ -212,6 +212,9 @@ class Settings(BaseSettings):
         default=None, description="routing file (default: the packaged core/data/routing.toml)"
     )
     notifier_group: str = "qorgau-notifier"
+    notifier_pool_size: int = Field(
+        default=16, ge=2, description="most PostgreSQL connections one notifier process holds"
+    )
     notifier_tick_s: float = Field(
         default=5.0, gt=0, description="seconds between escalation/digest/late-route checks"
     )

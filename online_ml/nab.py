@@ -7,8 +7,9 @@ best threshold for a whole corpus and profile, normalising the result to the
 familiar 0 (null detector) .. 100 (perfect detector) scale and rendering a small
 report. It owns no detector and no data: callers pass one anomaly score per row.
 
-The rules, as written in ``/work/shared/eval/NAB.md`` (this is an independent
-implementation of that description, not a port of NAB's code):
+The rules, as NAB documents them (https://github.com/numenta/NAB: its README and
+scoring description; this is an independent implementation of that description,
+not a port of NAB's code):
 
 * A row is a *detection* when its score is ``>= threshold``. NaN scores never
   detect (a detector may emit NaN while warming up); infinite scores are

@@ -112,16 +112,19 @@ def cmd_bridge(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_notifier(settings: Settings, _args: argparse.Namespace) -> int:
+    from alerts.routing import load_routing
     from stream.notifier import run_notifier
 
     _require_db(settings)
+    catalogue = load_catalogue(settings.catalogue_path)
+    routing = load_routing(settings.routing_path)
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_notifier(settings, stop)
+        await run_notifier(settings, stop, catalogue=catalogue, routing=routing)
 
     asyncio.run(run())
     return 0
@@ -146,7 +149,7 @@ def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
     _require_db(settings)
     tls = settings.api_tls_cert is not None
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, load_catalogue(settings.catalogue_path)),
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
@@ -167,7 +170,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         raise QorgauError(f"no enterprise matches --enterprises {args.enterprises}")
     sim = Simulator(
         enterprises,
-        load_catalogue(),
+        load_catalogue(settings.catalogue_path),
         settings.mqtt_host,
         settings.mqtt_port,
         seed=args.seed,
@@ -722,3 +725,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `qorgau replay ... | head`: whoever read our output has stopped; not an error.
+        # Point stdout at /dev/null so that the final flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

@@ -39,10 +39,10 @@ from alerts.channels import (
 from alerts.channels.webpush import resolve_vapid_key
 from alerts.delivery import Deliverer
 from alerts.dispatcher import Dispatcher
-from alerts.routing import load_routing
+from alerts.routing import Routing
 from core.alarms import AlertEvent
 from core.backoff import retry_transient
-from core.catalogue import load_catalogue
+from core.catalogue import Catalogue
 from core.errors import ConfigError
 from core.settings import Settings
 from stream.kafka import ensure_topics, wait_for_kafka
@@ -95,12 +95,14 @@ async def _every(seconds: float, what: str, job: Callable[[], Awaitable[Any]]) -
             log.exception(f"{what} failed; trying again in {seconds:g} s")
 
 
-async def run_notifier(settings: Settings, stop: asyncio.Event) -> None:
+async def run_notifier(
+    settings: Settings, stop: asyncio.Event, *, catalogue: Catalogue, routing: Routing
+) -> None:
+    """Run until ``stop``; ``catalogue`` and ``routing`` are loaded by the caller (once)."""
     if settings.database_url is None:
         raise ConfigError("the notifier needs a database: set QORGAU_DATABASE_URL")
     name = settings.instance or "notifier"
-    catalogue = load_catalogue(settings.catalogue_path)
-    rules = load_routing(settings.routing_path)
+    rules = routing
     await wait_for_kafka(settings.kafka_bootstrap)
     await ensure_topics(
         settings.kafka_bootstrap, [settings.alerts_topic], partitions=settings.kafka_partitions
@@ -109,7 +111,7 @@ async def run_notifier(settings: Settings, stop: asyncio.Event) -> None:
         settings.database_url,
         open=False,
         min_size=2,
-        max_size=16,
+        max_size=settings.notifier_pool_size,
         check=AsyncConnectionPool.check_connection,
         name="qorgau-notifier",
     )

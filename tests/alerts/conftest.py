@@ -30,6 +30,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts.channels.webpush import b64url
 from alerts.notification import Notification
+from core.catalogue import load_catalogue
 
 
 def free_port() -> int:
@@ -70,7 +71,13 @@ def make_notification(**overrides: Any) -> Notification:
         link="http://127.0.0.1:8000/api/v1/alerts/1",
         created_monotonic=time.monotonic(),
     )
-    return replace(base, **overrides)
+    n = replace(base, **overrides)
+    if "hazard_name" not in overrides and n.hazard in _CATALOGUE:  # as the dispatcher fills it
+        n = replace(n, hazard_name=_CATALOGUE[n.hazard].name_ru)
+    return n
+
+
+_CATALOGUE = load_catalogue()
 
 
 @dataclass(slots=True)

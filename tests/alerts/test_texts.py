@@ -46,10 +46,11 @@ def test_doctests(module: str) -> None:
 def test_every_catalogue_hazard_has_a_kazakh_name() -> None:
     same_word = {"nh3", "cl2"}  # «Аммиак», «Хлор» in both languages
     for hazard_id, hazard in CATALOGUE.items():
-        kk = hazard_name(hazard_id, "kk")
+        n = make_notification(hazard=hazard_id)
+        kk = hazard_name(n, "kk")
         assert kk and CYRILLIC.search(kk), hazard_id
         assert (kk == hazard.name_ru) == (hazard_id in same_word), hazard_id
-        assert hazard_name(hazard_id, "ru") == hazard.name_ru
+        assert hazard_name(n, "ru") == hazard.name_ru
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -62,7 +63,7 @@ def test_every_number_is_printed_with_its_unit(hazard_id: str, language: Languag
     assert value.startswith("12,3 ") and limit.startswith("10 ")
     for text in (r.text, r.html, r.short):
         assert value in text and limit in text
-    assert r.subject.count(hazard_name(hazard_id, language) or "?") == 1
+    assert r.subject.count(hazard_name(n, language) or "?") == 1
 
 
 def test_kazakh_and_russian_alarm_texts() -> None:

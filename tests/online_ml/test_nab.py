@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -355,13 +356,15 @@ def test_load_corpus_rejects_window_without_rows(tmp_path: Path) -> None:
 
 # --- the real corpus, when present -------------------------------------------------------
 
-NAB_ROOT = Path("/work/shared/eval/nab")
+# A NAB checkout (git clone https://github.com/numenta/NAB), or the 35-series subset the
+# README's figures were measured on: QORGAU_NAB=path/to/nab.
+NAB_ROOT = Path(os.environ.get("QORGAU_NAB", "nab"))
 
 
-@pytest.mark.skipif(not (NAB_ROOT / "labels").is_dir(), reason="NAB corpus not available")
+@pytest.mark.skipif(not (NAB_ROOT / "labels").is_dir(), reason="no NAB corpus (QORGAU_NAB)")
 def test_real_corpus_null_and_perfect() -> None:
     corpus = load_corpus(NAB_ROOT)
-    assert len(corpus) == 35
+    assert len(corpus) >= 35
     assert all(len(s) > 1000 for s in corpus)
     null = {s.name: np.zeros(len(s)) for s in corpus}
     perfect = {s.name: detections_at(*(w[0] for w in s.windows), n=len(s)) for s in corpus}

@@ -136,3 +136,23 @@ def test_replay_runs_the_online_models_unless_told_not_to(tmp_path: Path) -> Non
         env=env,
     )
     assert bad.returncode != 0 and "unknown detector 'nope'" in bad.stderr
+
+
+def test_replay_into_a_pipe_that_closes_early_ends_quietly(tmp_path: Path) -> None:
+    t0 = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    lines = [  # a CO sensor swinging over its threshold: many alerts opened
+        _line("E001-S01", "co", t0 + timedelta(minutes=i), 50.0 if i % 2 else 1.0, "ppm")
+        for i in range(3000)
+    ]
+    src = tmp_path / "readings.jsonl"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    proc = subprocess.run(
+        f"{sys.executable} -m qorgau replay --no-models {src} | head -n 1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0
+    assert proc.stdout.count("\n") == 1 and '"kind"' in proc.stdout
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
