@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 
@@ -98,9 +99,14 @@ async def _check_kafka(bootstrap: str) -> None:
 
 
 async def _check_mqtt(settings: Settings) -> None:
-    reader, writer = await asyncio.open_connection(
-        settings.mqtt_host, settings.mqtt_port, ssl=settings.mqtt_tls or None
+    tls = (
+        ssl.create_default_context(
+            cafile=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None
+        )
+        if settings.mqtt_tls
+        else None
     )
+    reader, writer = await asyncio.open_connection(settings.mqtt_host, settings.mqtt_port, ssl=tls)
     try:
         client_id = f"qorgau-ready-{secrets.token_hex(4)}"
         writer.write(mqtt_connect_packet(client_id, settings.mqtt_username, settings.mqtt_password))
