@@ -253,6 +253,13 @@ class Settings(BaseSettings):
         "development: the state directory's own",
     )
 
+    embedded_kafka_max_mb: float = Field(
+        default=512.0,
+        ge=0,
+        description="the local stack restarts its memory-only Kafka-protocol broker, drained,"
+        " when its memory passes this (MB; 0: never)",
+    )
+
     # Local state of the embedded stack (pgdata, broker configs, logs, its own secrets).
     state_dir: Path = _DEFAULT_STATE_DIR
 

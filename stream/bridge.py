@@ -57,8 +57,8 @@ SUBSCRIPTIONS = (
     "qorgau/v1/+/app/+/report",
 )
 
-# (topic, payload, mid, qos, received_at)
-_Inbound = tuple[str, bytes, int, int, float]
+# (topic, payload, mid, qos, received_at, connection): the connection it came on
+_Inbound = tuple[str, bytes, int, int, float, int]
 
 
 @dataclass(slots=True)
@@ -85,6 +85,7 @@ class Bridge:
         self._producer: AIOKafkaProducer | None = None
         self._partitions: list[int] = [0]  # of the readings topic, read when Kafka is up
         self._send_order = asyncio.Lock()
+        self._connection = 0  # counts MQTT connections (paho's thread writes it)
         self._client = self._make_client()
         self._registry = Registry({}, {})
         self._registry_at = 0.0
@@ -120,6 +121,10 @@ class Bridge:
         mark_ready(self.settings.state_dir, "bridge")
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        # Packet ids start again on a new connection: a message received on an earlier one
+        # must never be acknowledged on this one (it would acknowledge another message).
+        # The broker sends it again instead, and storage takes it once.
+        self._connection += 1
         if reason.is_failure:
             log.error("mqtt connect refused", reason=str(reason))
             return
@@ -139,7 +144,9 @@ class Bridge:
             self._loop.call_soon_threadsafe(self._connected.clear)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        self._inbox.append((msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time()))
+        self._inbox.append(
+            (msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time(), self._connection)
+        )
 
     # --- asyncio side ------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -211,7 +218,7 @@ class Bridge:
         assert self._producer is not None
         packs: dict[str, list[dict[str, Any]]] = defaultdict(list)
         others: list[tuple[str, bytes, bytes]] = []  # (kafka topic, key, value)
-        for topic, payload, _mid, _qos, received in batch:
+        for topic, payload, _mid, _qos, received, _conn in batch:
             try:
                 t = parse_topic(topic)
                 if t.kind != "reading" and len(payload) > MAX_REPORT:
@@ -310,7 +317,8 @@ class Bridge:
                 sends.append((s.readings_topic, None, encode_envelope(chunk, now), partition))
         sends.extend((topic, key, value, None) for topic, key, value in others)
         await self._send_all(sends)
-        self._ack([(mid, qos) for _topic, _payload, mid, qos, _received in batch])
+        current = self._connection
+        self._ack([(mid, qos) for *_, mid, qos, _t, conn in batch if conn == current])
         self.stats.messages += len(batch)
         self.stats.kafka_messages += len(sends)
 

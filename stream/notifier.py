@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import CommitFailedError
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.channels import (
@@ -45,7 +46,7 @@ from core.backoff import retry_transient
 from core.catalogue import Catalogue
 from core.errors import ConfigError
 from core.settings import Settings
-from stream.kafka import ensure_topics, wait_for_kafka
+from stream.kafka import ensure_topics, guard_stale_commits, wait_for_kafka
 from stream.readiness import mark_ready, write_stats
 from stream.runtime import TRANSIENT
 
@@ -107,6 +108,7 @@ async def run_notifier(
     await ensure_topics(
         settings.kafka_bootstrap, [settings.alerts_topic], partitions=settings.kafka_partitions
     )
+    guard_stale_commits()
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         settings.database_url,
         open=False,
@@ -157,7 +159,12 @@ async def run_notifier(
                 for msg in messages:
                     await _handle(dispatcher, msg.value, max_age, stats, stop)
             if batches:
-                await consumer.commit()
+                try:
+                    await consumer.commit()
+                except CommitFailedError as exc:  # the group rebalanced: read again, sent once
+                    log.warning(
+                        "offsets not committed; the batch may be read again", error=str(exc)
+                    )
             if time.monotonic() - last_stats > 1.0:
                 write_stats(settings.state_dir, name, stats)
                 last_stats = time.monotonic()

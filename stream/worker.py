@@ -36,7 +36,7 @@ from core.settings import Settings
 from stream import transport
 from stream.detection.detector import Detector
 from stream.detection.models import ModelBank, ModelSettings
-from stream.kafka import ensure_topics, wait_for_kafka
+from stream.kafka import ensure_topics, guard_stale_commits, wait_for_kafka
 from stream.processing import BatchProcessor
 from stream.readiness import clear_ready, mark_ready
 from stream.runtime import Inbound, Send, WorkerRuntime
@@ -101,6 +101,7 @@ def build_app(
 ) -> faust.App:
     """Build the Faust app with its topics and agents (no I/O until the worker starts)."""
     transport.register(settings.worker_fetch_max_wait_ms)
+    guard_stale_commits()
     name = settings.instance or "worker"
     datadir = settings.state_dir / "faust" / name
     datadir.parent.mkdir(parents=True, exist_ok=True)
