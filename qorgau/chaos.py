@@ -93,6 +93,7 @@ class _Gateway:
         self.client.reconnect_delay_set(min_delay=1, max_delay=2)
         self.lock = threading.Lock()
         self.pending: dict[int, tuple[str, int]] = {}  # mid -> (sensor, seq)
+        self.early: set[int] = set()  # ids acknowledged before publish() returned them
         self.confirmed: list[tuple[str, int]] = []
         self.client.on_publish = self._on_publish
         self.client.connect_async(host, port, keepalive=10)
@@ -103,6 +104,8 @@ class _Gateway:
             done = self.pending.pop(mid, None)
             if done is not None:
                 self.confirmed.append(done)
+            else:  # acknowledged before publish() returned its id
+                self.early.add(mid)
 
     def publish(self, enterprise: str, sensor: str, seq: int, when: datetime) -> None:
         payload = orjson.dumps(
@@ -114,9 +117,14 @@ class _Gateway:
                 "seq": seq,
             }
         )
-        with self.lock:  # on_publish may come before publish() returns
-            info = self.client.publish(reading_topic(enterprise, sensor), payload, qos=1)
-            self.pending[info.mid] = (sensor, seq)
+        # Not under our lock: paho calls on_publish holding its own, which publish() needs.
+        info = self.client.publish(reading_topic(enterprise, sensor), payload, qos=1)
+        with self.lock:
+            if info.mid in self.early:
+                self.early.discard(info.mid)
+                self.confirmed.append((sensor, seq))
+            else:
+                self.pending[info.mid] = (sensor, seq)
 
     def close(self) -> None:
         self.client.disconnect()

@@ -218,6 +218,7 @@ class Stack:
     _watcher: threading.Thread | None = None
     _credentials: dict[str, Credentials] = field(default_factory=dict)
     _kafka_embedded: bool = False
+    _pg_died_at: float | None = None
     _last_recycle_attempt: float = 0.0
 
     @property
@@ -370,35 +371,37 @@ class Stack:
                     c.on_restart()
                 except Exception:
                     log.exception("after-restart step failed", component=c.name)
-        if self._pg is not None and not self._stopping.is_set() and not self._pg_alive():
-            log.error("embedded PostgreSQL died; starting it again")
-            started = time.monotonic()
-            try:
-                self._pg.ensure_postgres_running()
-                deadline = time.monotonic() + 30
-                while not self._pg_alive() and time.monotonic() < deadline:
-                    time.sleep(0.05)  # its pid file is written a moment after it starts
-                restart = Restart(
-                    time.time(), "postgres", None, round(time.monotonic() - started, 1)
-                )
-                self.restarts.append(restart)
-                done.append(restart)
-            except Exception:
-                log.exception("embedded PostgreSQL did not start; trying again")
+        if self._pg is not None and not self._stopping.is_set():
+            state = self._pg_state()
+            if state != "alive" and self._pg_died_at is None:
+                self._pg_died_at = time.monotonic()
+                log.error("embedded PostgreSQL died; starting it again")
+            # Its tools take a zombie postmaster for a running one: wait until it is reaped.
+            if state == "gone":
+                try:
+                    self._pg.ensure_postgres_running()
+                except Exception:
+                    log.exception("embedded PostgreSQL did not start; trying again")
+                else:
+                    assert self._pg_died_at is not None
+                    restart = Restart(
+                        time.time(), "postgres", None, round(time.monotonic() - self._pg_died_at, 1)
+                    )
+                    self._pg_died_at = None
+                    self.restarts.append(restart)
+                    done.append(restart)
         return done
 
-    def _pg_alive(self) -> bool:
+    def _pg_state(self) -> str:
+        """``alive``, ``zombie`` (killed, not yet reaped) or ``gone``."""
         pid = self._pg.get_pid()
         if pid is None:
-            return False
+            return "gone"
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        with contextlib.suppress(OSError):  # a zombie is dead too
-            state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-            return state != "Z"
-        return True
+            status = psutil.Process(pid).status()
+        except psutil.NoSuchProcess:
+            return "gone"
+        return "zombie" if status == psutil.STATUS_ZOMBIE else "alive"
 
     def _watch(self) -> None:
         while not self._stopping.wait(0.5):
