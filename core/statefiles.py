@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["local_secret", "random_secret"]
+__all__ = ["local_secret", "random_secret", "write_private"]
 
 
 def random_secret() -> str:
@@ -63,3 +63,16 @@ def local_secret(state_dir: Path, name: str, make: Callable[[], str] = random_se
     finally:
         tmp.unlink(missing_ok=True)
     return value
+
+
+def write_private(path: Path, data: str | bytes) -> None:
+    """Replace ``path`` with ``data`` atomically, readable by its owner only (mode 0600):
+    a key, a secret, a broker's password file. Nobody ever reads half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

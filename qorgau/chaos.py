@@ -443,7 +443,7 @@ def cmd_chaos(settings: Settings, args: argparse.Namespace) -> int:
         duration_s=args.duration,
         settle_s=args.settle,
         rss_every_s=args.rss_every,
-        say=(lambda *_a: None) if args.json else print,
+        say=(lambda *_a: None) if args.json else (lambda *a: print(*a, flush=True)),
     )
     print_report(report, as_json=args.json)
     return 0 if report.lost == 0 else 1

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import select
 import subprocess
 import time
@@ -32,7 +31,7 @@ import structlog
 from core.errors import ConfigError, QorgauError
 from core.identities import SERVICE_RULES, USERNAME, IdentityKind, acl_rules, mosquitto_hash
 from core.settings import Settings
-from core.statefiles import random_secret
+from core.statefiles import random_secret, write_private
 from storage import devices
 
 __all__ = ["SyncResult", "add_parser", "cmd_devices", "ensure_identity", "sync_broker_auth"]
@@ -53,14 +52,6 @@ class SyncResult:
     changed: bool
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def sync_broker_auth(dsn: str, auth_dir: Path, reload_command: str | None) -> SyncResult:
     """Render the broker's password and ACL files from the database into ``auth_dir``;
     when they changed, run ``reload_command`` (e.g. ``kill -HUP <pid>``) so the broker
@@ -72,8 +63,8 @@ def sync_broker_auth(dsn: str, auth_dir: Path, reload_command: str | None) -> Sy
         old = [p.read_text(encoding="utf-8") if p.exists() else None for p in _files(auth_dir)]
         changed = old != [passwd, acl]
         if changed:
-            _write(auth_dir / PASSWORD_FILE, passwd)
-            _write(auth_dir / ACL_FILE, acl)
+            write_private(auth_dir / PASSWORD_FILE, passwd)
+            write_private(auth_dir / ACL_FILE, acl)
             if reload_command:
                 done = subprocess.run(reload_command, shell=True, capture_output=True, check=False)
                 if done.returncode != 0:
@@ -381,7 +372,7 @@ def _hand_out(secrets: dict[str, str], path: Path | None) -> None:
         existing: dict[str, str] = {}
         if path.exists():
             existing = json.loads(path.read_text(encoding="utf-8"))
-        _write(path, json.dumps(existing | secrets, indent=2) + "\n")
+        write_private(path, json.dumps(existing | secrets, indent=2) + "\n")
         print(
             f"{len(secrets)} secret(s) written to {path} (mode 0600); they are not kept anywhere else"
         )

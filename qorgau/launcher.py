@@ -46,7 +46,7 @@ from core.errors import ConfigError
 from core.identities import IdentityKind
 from core.reference import load_reference
 from core.settings import Settings
-from core.statefiles import local_secret, random_secret
+from core.statefiles import local_secret, random_secret, write_private
 from storage.migrate import migrate
 from storage.reference import seed_reference
 from stream.codec import MAX_PAYLOAD
@@ -147,7 +147,8 @@ class Child:
     paused: bool = False  # stopped on purpose (maintenance): not to be restarted
 
     def terminate(self, timeout_s: float = 10.0) -> None:
-        """Stop the process (SIGTERM, then SIGKILL) but keep the child, to start it again."""
+        """Stop the process (SIGTERM, then SIGKILL to its whole process group) but keep the
+        child, to start it again."""
         self.paused = True
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -162,18 +163,8 @@ class Child:
             self.proc.wait(5)
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                log.warning("child did not stop in time; killing", child=self.name)
-        # Kill the whole process group: no grandchild may survive its parent.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(5)
+        """Stop the process for good (its whole process group: no grandchild survives)."""
+        self.terminate(timeout_s)
         self.log_file.close()
 
 
@@ -625,7 +616,7 @@ class Stack:
     def provision_devices(self, enterprise_ids: list[str] | None = None) -> Path:
         """Give every sensor (of ``enterprise_ids``, or all) its own identity and write the
         secrets to ``<state>/secrets/devices.json`` (mode 0600) for the simulator."""
-        from qorgau.devices import _write, ensure_identity
+        from qorgau.devices import ensure_identity
 
         assert self.settings.database_url is not None
         path = self.state_dir / "secrets" / "devices.json"
@@ -646,7 +637,7 @@ class Stack:
                         sensor_ids=[s.id],
                     )
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write(path, json.dumps(known, indent=1))
+        write_private(path, json.dumps(known, indent=1))
         if self._mqtt_port:
             self.sync_broker_auth()
         return path

@@ -60,6 +60,22 @@ def test_demo_shows_readings_in_the_api_and_ctrl_c_leaves_nothing(tmp_path: Path
         body = httpx.get(f"{api}/api/v1/enterprises", headers=auth, timeout=5).json()
         assert [e["id"] for e in body] == ["E001"]
         assert httpx.get(f"{api}/api/v1/enterprises", timeout=5).status_code == 401
+        # From another shell in the same directory, the commands find the running stack.
+        users = subprocess.run(
+            [sys.executable, "-m", "qorgau", "users", "list"],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert users.returncode == 0 and "officer.e001" in users.stdout, users.stderr
+        devices = subprocess.run(
+            [sys.executable, "-m", "qorgau", "devices", "list", "--enterprise", "E001"],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert devices.returncode == 0 and "E001-S01" in devices.stdout, devices.stderr
+        # Every simulated sensor connects as itself; nobody connects without an identity.
+        s01 = next(line for line in devices.stdout.splitlines() if line.startswith("E001-S01 "))
+        assert "sensor" in s01 and "active" in s01
+        broker_log = (tmp_path / "state" / "logs" / "mqtt-broker.log").read_text()
+        assert "as E001-S01 " in broker_log and "u'E001-S01'" in broker_log
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(60)
