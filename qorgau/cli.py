@@ -508,7 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser(
-        "demo", help="start everything on this machine, with simulated enterprises"
+        "demo",
+        help="start everything on this machine, with simulated enterprises",
+        description="`qorgau up` plus a simulator of the 12 seeded enterprises (192 sensors, each"
+        " connecting to MQTT as itself) and one demo user per role; prints how to sign in.",
     ).add_argument(
         "--incident-every",
         type=float,

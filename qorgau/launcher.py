@@ -296,7 +296,7 @@ class Stack:
             for child in stopping:
                 self.children.remove(child)
         for child in stopping:
-            child.stop()
+            child.stop(_stop_timeout(child.name))
 
     def kill_component(self, name: str) -> int:
         """``kill -9`` a child (the fault harness); the supervisor brings it back."""
@@ -864,13 +864,19 @@ class Stack:
         with self._lock:
             children, self.children = list(reversed(self.children)), []
         for child in children:
-            child.stop(30.0 if child.name.startswith("worker") else 10.0)
+            child.stop(_stop_timeout(child.name))
         with contextlib.suppress(FileNotFoundError):
             (self.state_dir / "run" / STACK_ENV).unlink()
         if self._pg is not None:
             with contextlib.suppress(Exception):
                 self._pg.cleanup()
             self._pg = None
+
+
+def _stop_timeout(name: str) -> float:
+    """How long a child may take to stop cleanly: a worker saves every enterprise's models
+    first (on a loaded machine that takes more than the usual 10 s)."""
+    return 30.0 if name.startswith("worker") else 10.0
 
 
 def mosquitto_conf(port: int, auth_dir: Path, data_dir: Path, pid_file: Path) -> str:
