@@ -90,6 +90,7 @@ class Bridge:
         self._registry = Registry({}, {})
         self._registry_at = 0.0
         self._registry_wall = 0.0  # wall clock when the registry in use was read
+        self._known_topics: set[str] = set()  # topics the registry in use has accepted
 
     # --- MQTT side (paho thread) -------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -223,7 +224,9 @@ class Bridge:
                 t = parse_topic(topic)
                 if t.kind != "reading" and len(payload) > MAX_REPORT:
                     raise InvalidReading("too_large", f"{len(payload):,} bytes > {MAX_REPORT:,}")
-                self._check_registered(t)
+                if topic not in self._known_topics:
+                    self._check_registered(t)
+                    self._known_topics.add(topic)
                 if t.kind == "reading":
                     items = parse_reading_payload(payload, t.subject_id)
                     hazard = self._registry.sensors[t.subject_id][1]
@@ -343,8 +346,10 @@ class Bridge:
             )
 
     def _has_unknown_ids(self, batch: list[_Inbound]) -> bool:
-        reg = self._registry
+        reg, known = self._registry, self._known_topics
         for topic, *_rest in batch:
+            if topic in known:
+                continue
             parts = topic.split("/")
             if len(parts) == 6 and parts[4] not in (
                 reg.sensors if parts[3] == "sensors" else reg.workers
@@ -366,6 +371,7 @@ class Bridge:
             "loading the device registry", load, transient=(psycopg.OperationalError,)
         )
         self._registry_at, self._registry_wall = time.monotonic(), loaded_wall
+        self._known_topics = set()  # checked again against the registry as it is now
         self._write_stats()
 
     async def _follow_registry(self, stop: asyncio.Event) -> None:

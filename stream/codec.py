@@ -119,12 +119,21 @@ def parse_timestamp(value: Any, where: str = "ts") -> datetime:
     return ts
 
 
-def _check_item(item: Any, sensor_id: str, where: str) -> tuple[dict[str, Any], datetime]:
-    """The reading as plain fields, and its timestamp; `InvalidReading` says what is wrong."""
+class _Checked(NamedTuple):
+    ts: datetime
+    ts_text: str
+    hazard: str
+    value: float
+    unit: str
+    seq: int | None
+
+
+def _check_item(item: Any, sensor_id: str, where: str) -> _Checked:
+    """The reading's fields, checked and bounded; `InvalidReading` says what is wrong."""
     if not isinstance(item, dict):
         raise InvalidReading("bad_payload", f"{where} must be a JSON object")
-    unknown = item.keys() - _FIELDS
-    if unknown:
+    if not _FIELDS.issuperset(item):
+        unknown = item.keys() - _FIELDS
         names = _clip(repr(sorted(unknown)), 200)
         raise InvalidReading("bad_payload", f"{where} has unknown field(s) {names}")
     ts = parse_timestamp(item.get("ts"), f"{where}.ts")
@@ -157,15 +166,18 @@ def _check_item(item: Any, sensor_id: str, where: str) -> tuple[dict[str, Any], 
             "sensor_mismatch",
             f"{where}.sensor_id {_clip(repr(claimed), 80)} differs from the topic's {sensor_id!r}",
         )
-    checked = {
+    return _Checked(ts, item["ts"], hazard, float(value), unit, seq)
+
+
+def _as_dict(c: _Checked, sensor_id: str) -> dict[str, Any]:
+    return {
         "sensor_id": sensor_id,
-        "ts": item["ts"],
-        "hazard": hazard,
-        "value": float(value),
-        "unit": unit,
-        "seq": seq,
+        "ts": c.ts_text,
+        "hazard": c.hazard,
+        "value": c.value,
+        "unit": c.unit,
+        "seq": c.seq,
     }
-    return checked, ts
 
 
 def parse_reading_payload(payload: bytes, sensor_id: str) -> list[dict[str, Any]]:
@@ -187,8 +199,11 @@ def parse_reading_payload(payload: bytes, sensor_id: str) -> list[dict[str, Any]
             raise InvalidReading("bad_payload", "readings must be a non-empty list")
         if len(items) > MAX_BATCH:
             raise InvalidReading("batch_too_large", f"{len(items)} readings > {MAX_BATCH}")
-        return [_check_item(it, sensor_id, f"readings[{i}]")[0] for i, it in enumerate(items)]
-    return [_check_item(doc, sensor_id, "readings[0]")[0]]
+        return [
+            _as_dict(_check_item(it, sensor_id, f"readings[{i}]"), sensor_id)
+            for i, it in enumerate(items)
+        ]
+    return [_as_dict(_check_item(doc, sensor_id, "readings[0]"), sensor_id)]
 
 
 def encode_envelope(packs: dict[str, list[dict[str, Any]]], bridged_at: float) -> bytes:
@@ -234,10 +249,10 @@ def normalise(enterprise_id: str, item: Any, catalogue: Catalogue) -> Reading:
     sensor_id = item.get("sensor_id") if isinstance(item, dict) else None
     if not isinstance(sensor_id, str) or not _ID.match(sensor_id):
         raise InvalidReading("bad_payload", "reading lacks a valid sensor_id")
-    checked, ts = _check_item(item, sensor_id, "reading")
-    hazard_id = checked["hazard"]
-    raw_value = checked["value"]
-    value = catalogue.convert(hazard_id, raw_value, checked["unit"])
+    checked = _check_item(item, sensor_id, "reading")
+    hazard_id = checked.hazard
+    raw_value = checked.value
+    value = catalogue.convert(hazard_id, raw_value, checked.unit)
     hazard = catalogue[hazard_id]
     plausible = math.isfinite(value) and hazard.is_plausible(value)
     if not math.isfinite(value):
@@ -245,13 +260,13 @@ def normalise(enterprise_id: str, item: Any, catalogue: Catalogue) -> Reading:
     return Reading(
         enterprise_id=enterprise_id,
         sensor_id=sensor_id,
-        ts=ts,
+        ts=checked.ts,
         hazard=hazard_id,
         value=value,
         unit=hazard.unit,
-        seq=checked["seq"],
+        seq=checked.seq,
         raw_value=raw_value,
-        raw_unit=checked["unit"],
+        raw_unit=checked.unit,
         plausible=plausible,
     )
 
