@@ -2,19 +2,39 @@
 
 paho keeps every unacknowledged QoS 1 message and re-sends it after it
 reconnects; the queue is unbounded so nothing is dropped while disconnected.
+What the broker *acknowledged* in its last instants is another matter: Mosquitto
+acknowledges a message before it is on disk (it writes its store every
+``autosave_interval``) and, while the bridge is away, before anyone else holds
+it, so a broker killed then forgets it. :class:`ReplayWindow` keeps what the
+broker acknowledged in the last seconds and publishes it again after a
+reconnect; storage takes each reading once, so the copies cost only bandwidth.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-__all__ = ["BulkPublisher", "make_client", "reading_topic", "status_topic"]
+__all__ = [
+    "REPLAY_S",
+    "BulkPublisher",
+    "ReplayWindow",
+    "make_client",
+    "reading_topic",
+    "status_topic",
+]
+
+# Mosquitto saves its store when more than ``autosave_interval`` (1 s) whole seconds
+# have passed, i.e. up to 2 s apart, plus the time a save takes; 5 s covers that
+# with room to spare.
+REPLAY_S = 5.0
 
 
 def reading_topic(enterprise_id: str, sensor_id: str) -> str:
@@ -49,6 +69,110 @@ def make_client(
     client.max_queued_messages_set(0)  # unbounded: queue while the broker is away
     client.reconnect_delay_set(min_delay=1, max_delay=5)
     return client
+
+
+class ReplayWindow:
+    """What the broker acknowledged in the last ``seconds`` before a connection
+    dropped, published again after the reconnect.
+
+    :meth:`attach` it to one paho client (after setting the client's own
+    ``on_connect``, which it keeps calling) and publish through :meth:`publish`:
+    every publish on that client must go through it, or its acknowledgement is
+    taken for another's. A ``tag`` travels with a first publish and is handed to
+    ``on_acknowledged`` once, when the broker acknowledges it (re-sends carry
+    none): a caller counting its deliveries uses it. Thread-safe; never calls
+    paho while holding its own lock.
+    """
+
+    def __init__(
+        self,
+        seconds: float = REPLAY_S,
+        on_acknowledged: Callable[[Hashable], None] | None = None,
+    ) -> None:
+        self.seconds = seconds
+        self.resent = 0
+        self._on_acknowledged = on_acknowledged
+        self._lock = threading.Lock()
+        self._pending: dict[int, tuple[str, bytes, Hashable]] = {}
+        self._early: set[int] = set()  # acknowledged before publish() saw the id
+        self._acked: deque[tuple[float, str, bytes]] = deque()
+        self._down_at: float | None = None
+
+    def attach(self, client: mqtt.Client) -> None:
+        own_on_connect: Any = client.on_connect  # a VERSION2 callback
+
+        def on_connect(c: mqtt.Client, u: Any, flags: Any, reason: Any, props: Any) -> None:
+            if not reason.is_failure:
+                for topic, payload in self._reconnected():
+                    self.publish(c, topic, payload)
+            if own_on_connect is not None:
+                own_on_connect(c, u, flags, reason, props)
+
+        def on_publish(_c: mqtt.Client, _u: Any, mid: int, *_a: Any) -> None:
+            self._tagged(self._acknowledged(mid))
+
+        client.on_connect = on_connect
+        client.on_publish = on_publish
+        client.on_disconnect = lambda *_a: self._disconnected()
+
+    def publish(
+        self,
+        client: mqtt.Client,
+        topic: str,
+        payload: bytes,
+        *,
+        retain: bool = False,
+        tag: Hashable = None,
+    ) -> None:
+        """Publish with QoS 1 and remember it until the window has passed."""
+        info = client.publish(topic, payload, qos=1, retain=retain)
+        self._tagged(self._published(info.mid, topic, payload, tag))
+
+    def _tagged(self, tag: Hashable) -> None:
+        if tag is not None and self._on_acknowledged is not None:
+            self._on_acknowledged(tag)
+
+    def _keep(self, topic: str, payload: bytes) -> None:
+        now = time.monotonic()
+        self._acked.append((now, topic, payload))
+        cutoff = now - self.seconds
+        while self._acked and self._acked[0][0] < cutoff:
+            self._acked.popleft()
+
+    def _published(self, mid: int, topic: str, payload: bytes, tag: Hashable) -> Hashable:
+        with self._lock:
+            if mid in self._early:  # paho's thread read the acknowledgement first
+                self._early.discard(mid)
+                self._keep(topic, payload)
+                return tag
+            self._pending[mid] = (topic, payload, tag)
+            return None
+
+    def _acknowledged(self, mid: int) -> Hashable:
+        with self._lock:
+            item = self._pending.pop(mid, None)
+            if item is None:
+                self._early.add(mid)
+                return None
+            topic, payload, tag = item
+            self._keep(topic, payload)
+            return tag
+
+    def _disconnected(self) -> None:
+        with self._lock:
+            if self._down_at is None:
+                self._down_at = time.monotonic()
+
+    def _reconnected(self) -> list[tuple[str, bytes]]:
+        with self._lock:
+            if self._down_at is None:
+                return []
+            cutoff = self._down_at - self.seconds
+            again = [(t, p) for at, t, p in self._acked if at >= cutoff]
+            self._acked.clear()
+            self._down_at = None
+            self.resent += len(again)
+            return again
 
 
 class BulkPublisher:

@@ -24,7 +24,7 @@ import structlog
 from core.catalogue import Catalogue
 from core.types import Enterprise, Sensor
 from edge.profiles import SensorProfile, profile_for
-from edge.publisher import make_client, reading_topic, status_topic
+from edge.publisher import ReplayWindow, make_client, reading_topic, status_topic
 
 __all__ = ["SimulatedSensor", "Simulator", "format_ts"]
 
@@ -46,6 +46,11 @@ class SimulatedSensor:
     seq: int = 0
     next_due: float = 0.0
     pending: list[dict[str, Any]] = field(default_factory=list)
+    window: ReplayWindow = field(default_factory=ReplayWindow)
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        assert self.client is not None
+        self.window.publish(self.client, topic, payload, retain=retain)
 
     def reading(self, t: datetime) -> dict[str, Any]:
         self.seq += 1
@@ -118,12 +123,14 @@ class Simulator:
         client.will_set(status_topic(s.enterprise_id, s.id), b"offline", qos=1, retain=True)
 
         def on_connect(c: mqtt.Client, *_a: Any) -> None:
-            c.publish(status_topic(s.enterprise_id, s.id), b"online", qos=1, retain=True)
+            sim.window.publish(c, status_topic(s.enterprise_id, s.id), b"online", retain=True)
 
         client.on_connect = on_connect
+        # After a reconnect: what the broker acknowledged just before, again.
+        sim.window.attach(client)
+        sim.client = client
         client.connect_async(self.host, self.port, keepalive=30)
         client.loop_start()
-        sim.client = client
 
     def _maybe_incident(self, now: datetime) -> None:
         if self.incident_every_s <= 0 or self.rng.random() > 1.0 / self.incident_every_s:
@@ -173,12 +180,10 @@ class Simulator:
                     sim.pending.append(reading)
                     if len(sim.pending) >= self.gateway_batch:
                         payload = orjson.dumps({"readings": sim.pending})
-                        sim.client.publish(reading_topic(s.enterprise_id, s.id), payload, qos=1)
+                        sim.publish(reading_topic(s.enterprise_id, s.id), payload)
                         sim.pending = []
                 else:
-                    sim.client.publish(
-                        reading_topic(s.enterprise_id, s.id), orjson.dumps(reading), qos=1
-                    )
+                    sim.publish(reading_topic(s.enterprise_id, s.id), orjson.dumps(reading))
                 self.published += 1
                 if self.on_publish:
                     self.on_publish(self.published)
@@ -187,9 +192,7 @@ class Simulator:
             if sim.client is not None:
                 # A clean disconnect: no last will, so say "offline" ourselves.
                 s = sim.sensor
-                sim.client.publish(
-                    status_topic(s.enterprise_id, s.id), b"offline", qos=1, retain=True
-                )
+                sim.publish(status_topic(s.enterprise_id, s.id), b"offline", retain=True)
                 sim.client.disconnect()
                 sim.client.loop_stop()
 

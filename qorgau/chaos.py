@@ -41,7 +41,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from core.errors import QorgauError
 from core.settings import Settings
-from edge.publisher import reading_topic
+from edge.publisher import ReplayWindow, reading_topic
 from qorgau.bench import bench_sensor, bench_settings, register_bench_sensors
 from qorgau.launcher import Credentials, Stack
 
@@ -70,17 +70,19 @@ class ChaosReport:
     lost: int = 0
     duplicated: int = 0
     unacknowledged: int = 0  # published, never acknowledged (the device still holds them)
+    resent: int = 0  # acknowledged, then published again after a reconnect (ReplayWindow)
     faults: list[FaultResult] = field(default_factory=list)
     rss_mb: list[dict[str, float]] = field(default_factory=list)  # one sample per interval
     lost_examples: list[str] = field(default_factory=list)
 
 
 class _Gateway:
-    """One enterprise's gateway: a paho client with a persistent session, publishing QoS 1
-    and re-sending what the broker has not acknowledged after every reconnect."""
+    """One enterprise's gateway, as a real one must behave: a paho client with a
+    persistent session, publishing QoS 1, re-sending what the broker has not
+    acknowledged after every reconnect (paho does) and what it acknowledged in the
+    seconds before the connection dropped (:class:`edge.publisher.ReplayWindow`)."""
 
     def __init__(self, host: str, port: int, creds: Credentials) -> None:
-        self.acked: set[int] = set()  # message ids acknowledged
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=creds.username,
@@ -92,20 +94,15 @@ class _Gateway:
         self.client.max_queued_messages_set(0)  # keep everything while the broker is away
         self.client.reconnect_delay_set(min_delay=1, max_delay=2)
         self.lock = threading.Lock()
-        self.pending: dict[int, tuple[str, int]] = {}  # mid -> (sensor, seq)
-        self.early: set[int] = set()  # ids acknowledged before publish() returned them
-        self.confirmed: list[tuple[str, int]] = []
-        self.client.on_publish = self._on_publish
+        self.confirmed: list[tuple[str, int]] = []  # (sensor, seq) acknowledged
+        self.window = ReplayWindow(on_acknowledged=self._confirm)
+        self.window.attach(self.client)
         self.client.connect_async(host, port, keepalive=10)
         self.client.loop_start()
 
-    def _on_publish(self, _c: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+    def _confirm(self, tag: Any) -> None:
         with self.lock:
-            done = self.pending.pop(mid, None)
-            if done is not None:
-                self.confirmed.append(done)
-            else:  # acknowledged before publish() returned its id
-                self.early.add(mid)
+            self.confirmed.append(tag)
 
     def publish(self, enterprise: str, sensor: str, seq: int, when: datetime) -> None:
         payload = orjson.dumps(
@@ -118,13 +115,9 @@ class _Gateway:
             }
         )
         # Not under our lock: paho calls on_publish holding its own, which publish() needs.
-        info = self.client.publish(reading_topic(enterprise, sensor), payload, qos=1)
-        with self.lock:
-            if info.mid in self.early:
-                self.early.discard(info.mid)
-                self.confirmed.append((sensor, seq))
-            else:
-                self.pending[info.mid] = (sensor, seq)
+        self.window.publish(
+            self.client, reading_topic(enterprise, sensor), payload, tag=(sensor, seq)
+        )
 
     def close(self) -> None:
         self.client.disconnect()
@@ -282,6 +275,7 @@ def run_chaos(
         lost = sorted(acked - stored)
         report.published = len(load.published)
         report.acknowledged = len(acked)
+        report.resent = sum(g.window.resent for g in load.gateways.values())
         report.stored = len(stored)
         report.lost = len(lost)
         report.duplicated = rows - len(stored)
@@ -375,7 +369,8 @@ def print_report(report: ChaosReport, *, as_json: bool) -> None:
     console.print(
         f"published {report.published:,}, acknowledged by the broker {report.acknowledged:,},"
         f" stored {report.stored:,}, lost {report.lost:,}, duplicated {report.duplicated:,}"
-        f" (not acknowledged and not stored: {report.unacknowledged:,})"
+        f" (not acknowledged and not stored: {report.unacknowledged:,};"
+        f" published again after a reconnect: {report.resent:,})"
     )
     if report.lost_examples:
         console.print("lost, e.g.: " + ", ".join(report.lost_examples))

@@ -17,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from core.catalogue import load_catalogue
 from core.reference import load_reference
-from edge.publisher import make_client
+from edge.publisher import ReplayWindow, make_client
 from edge.simulator import Simulator
 from qorgau.launcher import pick_port, port_is_free, wait_for_port
 
@@ -41,6 +41,7 @@ class Broker:
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\nuser root\n"
             f"persistence_location {tmp / 'data'}/\nset_tcp_nodelay true\n"
             "max_inflight_messages 1000\nmax_queued_messages 100000\n"
+            "autosave_interval 1\n"  # as deployed: the store is written every 1-2 s
         )
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
@@ -54,6 +55,11 @@ class Broker:
     def stop(self) -> None:
         assert self.proc is not None
         self.proc.terminate()
+        self.proc.wait(10)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
         self.proc.wait(10)
 
 
@@ -172,3 +178,70 @@ def test_device_publisher_loses_nothing_across_a_broker_restart(tmp_path: Path) 
     collector.close()
     broker.stop()
     assert got == set(range(1, 201))
+
+
+@pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto not installed")
+def test_what_a_killed_broker_had_acknowledged_is_published_again(tmp_path: Path) -> None:
+    """Mosquitto acknowledges a QoS 1 message before it is on disk; with the only
+    subscriber away (a bridge restarting) nobody else holds it either. SIGKILL then
+    loses it, unless the device publishes it again after the reconnect."""
+    broker = Broker(tmp_path)
+    topic = "qorgau/v1/E9/sensors/S2/reading"
+    collector = Collector(broker.port, topic)
+    deadline = time.monotonic() + 10
+    while not collector.client.is_connected() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # subscribed
+    collector.close()  # away: the broker queues for its persistent session
+    acked: list[Any] = []
+    window = ReplayWindow(on_acknowledged=acked.append)
+    device = make_client("device-S2")
+    window.attach(device)
+    device.connect("127.0.0.1", broker.port)
+    device.loop_start()
+    try:
+        time.sleep(1.2)  # past the broker's first save, so that ours is the next
+        for seq in range(1, 51):
+            window.publish(device, topic, orjson.dumps({"seq": seq}), tag=seq)
+        deadline = time.monotonic() + 10
+        while len(acked) < 50 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert sorted(acked) == list(range(1, 51))  # the broker has every one of them...
+        broker.kill()  # ...and dies before its next save
+        broker.start()
+        deadline = time.monotonic() + 15
+        while window.resent == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert window.resent == 50  # all of them were acknowledged in the last seconds
+        collector = Collector(broker.port, topic)
+        deadline = time.monotonic() + 15
+        got: set[int] = set()
+        while time.monotonic() < deadline and len(got) < 50:
+            time.sleep(0.1)
+            with collector.lock:
+                got = {orjson.loads(m)["seq"] for m in collector.messages[topic]}
+        collector.close()
+        assert got == set(range(1, 51))
+        assert sorted(acked) == list(range(1, 51))  # re-sends are not counted again
+    finally:
+        device.disconnect()
+        device.loop_stop()
+        broker.stop()
+
+
+def test_the_replay_window_keeps_only_the_last_seconds_before_the_drop() -> None:
+    """Only what was acknowledged within ``seconds`` of the connection dropping comes
+    back, once; a first connection re-sends nothing."""
+    window = ReplayWindow(seconds=0.3)
+    assert window._reconnected() == []
+    for mid in (1, 2):
+        assert window._published(mid, "t", bytes([mid]), tag=mid) is None
+        assert window._acknowledged(mid) == mid
+    time.sleep(0.4)  # 1 and 2 are now older than the window
+    assert window._acknowledged(3) is None  # read before its publish returned
+    assert window._published(3, "t", b"3", tag=3) == 3
+    window._disconnected()
+    time.sleep(0.4)  # how long the broker was away does not matter
+    assert window._reconnected() == [("t", b"3")]
+    assert window._reconnected() == []
+    assert window.resent == 1
