@@ -125,6 +125,16 @@ class Settings(BaseSettings):
     bridge_registry_refresh_s: float = Field(
         default=30.0, gt=0, description="seconds between reloads of the device registry"
     )
+    bridge_kafka_replay_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=60,
+        description=(
+            "seconds of Kafka messages before a crash that the bridge sends again when the"
+            " stack's memory-only Kafka-protocol broker restarts empty (0: a real Kafka keeps"
+            " what it acknowledged)"
+        ),
+    )
 
     # Worker: Kafka -> storage.
     worker_app_id: str = "qorgau-worker"

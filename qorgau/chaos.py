@@ -47,6 +47,9 @@ from qorgau.launcher import Credentials, Stack
 
 __all__ = ["ChaosReport", "FaultResult", "add_parser", "rss_growth", "run_chaos"]
 
+# Readings published this long before a kill count for that kill (they were in flight).
+IN_FLIGHT_S = 1.0
+
 ALL_FAULTS = ("bridge", "worker", "notifier", "mqtt-broker", "kafka-broker", "postgres")
 
 
@@ -56,7 +59,7 @@ class FaultResult:
     killed_at: float  # wall clock
     restarted_after_s: float | None = None
     outage_s: float | None = None
-    published: int = 0  # readings published from this kill to the next
+    published: int = 0  # readings published from this kill to the next (IN_FLIGHT_S before each)
     lost: int = 0  # of those, acknowledged by the broker and never stored
 
 
@@ -281,7 +284,9 @@ def run_chaos(
         report.duplicated = rows - len(stored)
         report.unacknowledged = len(set(load.published) - acked - stored)
         report.lost_examples = [f"{s}#{q}" for s, q in lost[:20]]
-        bounds = [f.killed_at for f in report.faults] + [float("inf")]
+        # A reading published just before a kill was still on its way when it came:
+        # it counts for that kill.
+        bounds = [f.killed_at - IN_FLIGHT_S for f in report.faults] + [float("inf")]
         for i, f in enumerate(report.faults):
             window = [k for k, t in load.published.items() if bounds[i] <= t < bounds[i + 1]]
             f.published = len(window)

@@ -51,7 +51,7 @@ from storage.migrate import migrate
 from storage.reference import seed_reference
 from stream.codec import MAX_PAYLOAD
 from stream.kafka import consumer_lag, ensure_topics, partition_counts, recreate_topics
-from stream.readiness import clear_ready, read_stats, ready_path
+from stream.readiness import clear_ready, mark_kafka_lost, read_stats, ready_path
 
 __all__ = [
     "Child",
@@ -68,6 +68,9 @@ log = structlog.get_logger(__name__)
 _PR_SET_PDEATHSIG = 1
 #: A child that ran this long before dying starts its backoff afresh.
 _HEALTHY_AFTER_S = 60.0
+# Seconds of Kafka messages before a crash that the bridge keeps to send again when the
+# embedded broker restarts empty: more than a loaded worker lags behind the log.
+EMBEDDED_KAFKA_REPLAY_S = 10.0
 STACK_ENV = "stack.json"
 
 
@@ -433,6 +436,11 @@ class Stack:
         host, _, port = bootstrap.rpartition(":")
         wait_for_port(int(port), host=host, timeout_s=30, name="Tansu")
         asyncio.run(ensure_topics(bootstrap, self.topics, partitions=partitions))
+        # The bridge sends again what the broker acknowledged just before it died and
+        # since (Bridge._replay_if_kafka_lost).
+        broker = self.child("kafka-broker")
+        died_at = time.time() - (time.monotonic() - broker.died_at)
+        mark_kafka_lost(self.state_dir, died_at, time.time())
         counts = asyncio.run(partition_counts(bootstrap, self.topics))
         wrong = {t: n for t, n in counts.items() if n != partitions}
         if not wrong:
@@ -774,6 +782,8 @@ class Stack:
                 "QORGAU_MODEL_RESOLUTION_S": str(s.model_resolution_s),
                 "PYTHONUNBUFFERED": "1",
             }
+            if self._kafka_embedded:  # memory only: see Bridge._replay_if_kafka_lost
+                self.env["QORGAU_BRIDGE_KAFKA_REPLAY_S"] = str(EMBEDDED_KAFKA_REPLAY_S)
             if self.embedded_mqtt:
                 self.env["QORGAU_MQTT_AUTH_DIR"] = str(self._auth_dir)
                 self.env["QORGAU_MQTT_RELOAD_COMMAND"] = self._reload_command() or ""

@@ -43,7 +43,7 @@ from stream.codec import (
     parse_topic,
 )
 from stream.kafka import ensure_topics, wait_for_kafka
-from stream.readiness import clear_ready, mark_ready, write_stats
+from stream.readiness import clear_ready, kafka_lost, mark_ready, write_stats
 
 __all__ = ["Bridge", "BridgeStats", "run_bridge"]
 
@@ -59,6 +59,10 @@ SUBSCRIPTIONS = (
 
 # (topic, payload, mid, qos, received_at, connection): the connection it came on
 _Inbound = tuple[str, bytes, int, int, float, int]
+# (Kafka topic, key, value, partition)
+_Send = tuple[str, bytes | None, bytes, int | None]
+# How long the stack may take to bring a dead broker back (its restart backoff).
+_REPLAY_GRACE_S = 60.0
 
 
 @dataclass(slots=True)
@@ -66,6 +70,7 @@ class BridgeStats:
     messages: int = 0
     readings: int = 0
     kafka_messages: int = 0
+    kafka_replayed: int = 0  # sent again after the embedded broker restarted empty
     dead_letters: int = 0
     dead_letter_reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
@@ -91,6 +96,10 @@ class Bridge:
         self._registry_at = 0.0
         self._registry_wall = 0.0  # wall clock when the registry in use was read
         self._known_topics: set[str] = set()  # topics the registry in use has accepted
+        # What Kafka acknowledged lately, for a memory-only broker that restarts empty:
+        # (wall clock, messages), kept bridge_kafka_replay_s + _REPLAY_GRACE_S.
+        self._sent: deque[tuple[float, list[_Send]]] = deque()
+        self._kafka_lost_seen = kafka_lost(settings.state_dir)
 
     # --- MQTT side (paho thread) -------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -175,7 +184,7 @@ class Bridge:
         self._client.loop_start()
         log.info("bridge started", mqtt=s.mqtt_url, kafka=s.kafka_bootstrap)
         linger = s.bridge_linger_ms / 1000.0
-        last_stats = last_log = time.monotonic()
+        last_stats = last_log = last_lost_check = time.monotonic()
         try:
             while not stop.is_set():
                 await asyncio.sleep(linger if not self._inbox else 0)
@@ -189,6 +198,9 @@ class Bridge:
                     task = asyncio.create_task(self._forward(batch))
                     self._pending.add(task)
                     task.add_done_callback(self._pending.discard)
+                if s.bridge_kafka_replay_s and time.monotonic() - last_lost_check > 0.5:
+                    last_lost_check = time.monotonic()
+                    await self._replay_if_kafka_lost()
                 if time.monotonic() - last_stats > 2:
                     last_stats = time.monotonic()
                     self._write_stats()
@@ -320,6 +332,8 @@ class Bridge:
                 sends.append((s.readings_topic, None, encode_envelope(chunk, now), partition))
         sends.extend((topic, key, value, None) for topic, key, value in others)
         await self._send_all(sends)
+        if s.bridge_kafka_replay_s:
+            self._remember(sends)
         current = self._connection
         self._ack([(mid, qos) for *_, mid, qos, _t, conn in batch if conn == current])
         self.stats.messages += len(batch)
@@ -401,6 +415,42 @@ class Bridge:
                 log.error("registry notices lost; reconnecting", error=str(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)
 
+    def _remember(self, sends: list[_Send]) -> None:
+        now = time.time()
+        self._sent.append((now, sends))
+        cutoff = now - self.settings.bridge_kafka_replay_s - _REPLAY_GRACE_S
+        while self._sent and self._sent[0][0] < cutoff:
+            self._sent.popleft()
+
+    async def _replay_if_kafka_lost(self) -> None:
+        """The stack's memory-only Kafka-protocol broker restarted empty: send again what
+        it acknowledged from ``bridge_kafka_replay_s`` before it died until its topics
+        were declared again (readings no worker had stored were only there, and it
+        acknowledges writes to topics it does not have yet, then forgets them when
+        they are declared). Storage takes each reading once."""
+        lost = kafka_lost(self.settings.state_dir)
+        if lost is None or lost == self._kafka_lost_seen:
+            return
+        self._kafka_lost_seen = lost
+        died_at, back_at = lost
+        since = died_at - self.settings.bridge_kafka_replay_s
+        again = [
+            m
+            for at, sends in self._sent
+            if since <= at <= back_at + 1.0  # the clock of the stack's check, give or take
+            for m in sends
+            if m[0] != self.settings.deadletter_topic  # a refusal is kept once
+        ]
+        log.warning(
+            "kafka-protocol broker restarted empty; sending again what it had",
+            messages=len(again),
+        )
+        if again:  # beside the live traffic, not in its way
+            task = asyncio.create_task(self._send_all(again))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+        self.stats.kafka_replayed += len(again)
+
     def _write_stats(self) -> None:
         write_stats(
             self.settings.state_dir,
@@ -409,6 +459,7 @@ class Bridge:
                 "messages": self.stats.messages,
                 "readings": self.stats.readings,
                 "dead_letters": self.stats.dead_letters,
+                "kafka_replayed": self.stats.kafka_replayed,
                 "registry_sensors": len(self._registry.sensors),
                 "registry_loaded_at": self._registry_wall,
             },
@@ -443,7 +494,7 @@ class Bridge:
         index = int(murmur2(enterprise_id.encode())) & 0x7FFFFFFF
         return parts[index % len(parts)]
 
-    async def _send_all(self, sends: list[tuple[str, bytes | None, bytes, int | None]]) -> None:
+    async def _send_all(self, sends: list[_Send]) -> None:
         """Send until Kafka acknowledges every message; never give up on a reading.
 
         Messages are handed to the producer under a lock, so that a batch drained

@@ -218,3 +218,39 @@ def test_worker_restart_loses_nothing_and_duplicates_nothing(stack: Stack) -> No
         stack.wait_ready("worker")
     rows = _wait_rows(stack.settings.database_url or "", sensor, 300, timeout_s=60)
     assert [r[0] for r in rows] == list(range(300))
+
+
+async def test_the_bridge_sends_again_what_the_embedded_kafka_broker_lost(stack: Stack) -> None:
+    """When the stack says its memory-only Kafka-protocol broker restarted empty, the
+    bridge sends again what it had sent from 10 s before the death until the topics
+    were back; storage takes each reading once. (The kill itself: tests/e2e/test_chaos.py.)
+    """
+    from stream.readiness import mark_kafka_lost, read_stats
+
+    assert stack.env.get("QORGAU_BRIDGE_KAFKA_REPLAY_S")  # on for the embedded broker
+    eid, sensor = _ids(stack, "co")
+    readings = [
+        {"ts": _ts(i), "hazard": "co", "value": 5.0, "unit": "mg/m3", "seq": i}
+        for i in range(1, 11)
+    ]
+    _publish(stack, [(reading_topic(eid, sensor), orjson.dumps(r)) for r in readings])
+    dsn = stack.settings.database_url or ""
+    assert len(_wait_rows(dsn, sensor, 10)) == 10
+    replayed_before = read_stats(stack.state_dir, "bridge").get("kafka_replayed", 0)
+    mark_kafka_lost(stack.state_dir, died_at=time.time(), back_at=time.time())
+    deadline = time.monotonic() + 15
+    while read_stats(stack.state_dir, "bridge").get("kafka_replayed", 0) <= replayed_before:
+        assert time.monotonic() < deadline, "the bridge did not send anything again"
+        await asyncio.sleep(0.2)
+    consumer = await kafka.consumer(stack, stack.settings.readings_topic, from_start=True)
+    copies = 0
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and copies < 20:
+            batch = await consumer.getmany(timeout_ms=200)
+            copies += sum(r.value.count(sensor.encode()) for rs in batch.values() for r in rs)
+    finally:
+        await consumer.stop()
+    assert copies >= 20  # every reading is on the readings topic twice...
+    await asyncio.sleep(1.0)
+    assert len(_wait_rows(dsn, sensor, 10)) == 10  # ...and stored once
