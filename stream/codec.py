@@ -119,13 +119,25 @@ def parse_timestamp(value: Any, where: str = "ts") -> datetime:
     return ts
 
 
-class _Checked(NamedTuple):
-    ts: datetime
-    ts_text: str
-    hazard: str
-    value: float
-    unit: str
-    seq: int | None
+# (ts, ts as sent, hazard, value, unit, seq): a plain tuple, cheaper than a named one on
+# the path every reading takes.
+_Checked = tuple[datetime, str, str, float, str, int | None]
+# Hazard/unit pairs that passed their patterns: most readings skip the two regexes.
+_GOOD_HAZARD_UNIT: set[tuple[str, str]] = set()
+_GOOD_HAZARD_UNIT_MAX = 4096
+
+
+def _check_hazard_unit(hazard: Any, unit: Any, where: str) -> None:
+    if type(hazard) is str and type(unit) is str and (hazard, unit) in _GOOD_HAZARD_UNIT:
+        return
+    if not isinstance(hazard, str) or not _HAZARD.match(hazard):
+        raise InvalidReading(
+            "bad_payload", f"{where}.hazard must be a hazard id (a-z, 0-9, _; at most 32)"
+        )
+    if not isinstance(unit, str) or not _UNIT.match(unit):
+        raise InvalidReading("bad_payload", f"{where}.unit must be a unit of at most 16 characters")
+    if len(_GOOD_HAZARD_UNIT) < _GOOD_HAZARD_UNIT_MAX:
+        _GOOD_HAZARD_UNIT.add((str(hazard), str(unit)))
 
 
 def _check_item(item: Any, sensor_id: str, where: str) -> _Checked:
@@ -136,29 +148,24 @@ def _check_item(item: Any, sensor_id: str, where: str) -> _Checked:
         unknown = item.keys() - _FIELDS
         names = _clip(repr(sorted(unknown)), 200)
         raise InvalidReading("bad_payload", f"{where} has unknown field(s) {names}")
-    ts = parse_timestamp(item.get("ts"), f"{where}.ts")
+    ts_text = item.get("ts")
+    ts = parse_timestamp(ts_text, f"{where}.ts")
     hazard = item.get("hazard")
     unit = item.get("unit")
     value = item.get("value")
     seq = item.get("seq")
-    if not isinstance(hazard, str) or not _HAZARD.match(hazard):
-        raise InvalidReading(
-            "bad_payload", f"{where}.hazard must be a hazard id (a-z, 0-9, _; at most 32)"
-        )
-    if not isinstance(unit, str) or not _UNIT.match(unit):
-        raise InvalidReading("bad_payload", f"{where}.unit must be a unit of at most 16 characters")
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or (isinstance(value, int) and abs(value) > 2**63)
-        or not math.isfinite(value)
+    _check_hazard_unit(hazard, unit, where)
+    if type(value) is not float and (
+        isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**63
     ):
         raise InvalidReading(
             "bad_value", f"{where}.value must be a finite number, got {_clip(repr(value), 40)}"
         )
-    if seq is not None and (
-        isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= _MAX_SEQ
-    ):
+    if not math.isfinite(value):
+        raise InvalidReading(
+            "bad_value", f"{where}.value must be a finite number, got {_clip(repr(value), 40)}"
+        )
+    if seq is not None and (type(seq) is not int or not 0 <= seq <= _MAX_SEQ):
         raise InvalidReading("bad_payload", f"{where}.seq must be an integer from 0 to 2^63-1")
     claimed = item.get("sensor_id")
     if claimed is not None and claimed != sensor_id:
@@ -166,17 +173,18 @@ def _check_item(item: Any, sensor_id: str, where: str) -> _Checked:
             "sensor_mismatch",
             f"{where}.sensor_id {_clip(repr(claimed), 80)} differs from the topic's {sensor_id!r}",
         )
-    return _Checked(ts, item["ts"], hazard, float(value), unit, seq)
+    # ts_text, hazard and unit are strings: parse_timestamp and the patterns saw to it.
+    return ts, ts_text, hazard, float(value), unit, seq  # type: ignore[return-value]
 
 
 def _as_dict(c: _Checked, sensor_id: str) -> dict[str, Any]:
     return {
         "sensor_id": sensor_id,
-        "ts": c.ts_text,
-        "hazard": c.hazard,
-        "value": c.value,
-        "unit": c.unit,
-        "seq": c.seq,
+        "ts": c[1],
+        "hazard": c[2],
+        "value": c[3],
+        "unit": c[4],
+        "seq": c[5],
     }
 
 
@@ -249,10 +257,8 @@ def normalise(enterprise_id: str, item: Any, catalogue: Catalogue) -> Reading:
     sensor_id = item.get("sensor_id") if isinstance(item, dict) else None
     if not isinstance(sensor_id, str) or not _ID.match(sensor_id):
         raise InvalidReading("bad_payload", "reading lacks a valid sensor_id")
-    checked = _check_item(item, sensor_id, "reading")
-    hazard_id = checked.hazard
-    raw_value = checked.value
-    value = catalogue.convert(hazard_id, raw_value, checked.unit)
+    ts, _text, hazard_id, raw_value, raw_unit, seq = _check_item(item, sensor_id, "reading")
+    value = catalogue.convert(hazard_id, raw_value, raw_unit)
     hazard = catalogue[hazard_id]
     plausible = math.isfinite(value) and hazard.is_plausible(value)
     if not math.isfinite(value):
@@ -260,13 +266,13 @@ def normalise(enterprise_id: str, item: Any, catalogue: Catalogue) -> Reading:
     return Reading(
         enterprise_id=enterprise_id,
         sensor_id=sensor_id,
-        ts=checked.ts,
+        ts=ts,
         hazard=hazard_id,
         value=value,
         unit=hazard.unit,
-        seq=checked.seq,
+        seq=seq,
         raw_value=raw_value,
-        raw_unit=checked.unit,
+        raw_unit=raw_unit,
         plausible=plausible,
     )
 

@@ -234,7 +234,7 @@ class Detector:
         (``lateness_s`` behind the sensor's newest reading, or 64 readings).
         """
         t = r.ts.timestamp()
-        self.check_timestamp(r)
+        now = self.check_timestamp(r, t)
         st = self._sensor(r)
         events: list[AlertEvent] = []
         late = st.last_t is not None and t < st.last_t
@@ -246,7 +246,7 @@ class Detector:
             self.stats.late += 1
         # Event time never runs ahead of the receiver's clock: a sensor whose clock is
         # fast must not make its neighbours look silent.
-        event_t = t if self.clock is None else min(t, self.clock())
+        event_t = t if now is None else min(t, now)
         wm = self.watermarks.get(r.enterprise_id)
         if wm is None or event_t > wm:
             self.watermarks[r.enterprise_id] = event_t
@@ -363,16 +363,19 @@ class Detector:
             events += self._release(st, math.inf)
         return events
 
-    def check_timestamp(self, r: Reading) -> None:
+    def check_timestamp(self, r: Reading, t: float | None = None) -> float | None:
         """Refuse a timestamp that cannot be trusted, with the reason; changes no state.
 
         ``future_timestamp`` and ``old_timestamp`` are judged against the receiver's
         clock (the watermark when there is none, see `check_clock`); ``too_late``
-        against the sensor's newest reading and the allowed lateness.
+        against the sensor's newest reading and the allowed lateness. ``t`` is
+        ``r.ts`` as a POSIX timestamp, when the caller has it. Returns the clock's
+        reading (None without a clock).
         """
-        self.check_clock(r)
+        if t is None:
+            t = r.ts.timestamp()
+        now = self.check_clock(r, t)
         h = self.limits.health
-        t = r.ts.timestamp()
         st = self._sensors.get(r.sensor_id)
         if (
             st is not None
@@ -385,15 +388,19 @@ class Detector:
                 f"ts {r.ts.isoformat()} is more than"
                 f" {h.lateness_s:.0f} s behind the sensor's newest reading",
             )
+        return now
 
-    def check_clock(self, r: Reading) -> None:
+    def check_clock(self, r: Reading, t: float | None = None) -> float | None:
         """Refuse a timestamp too far ahead of or behind the receiver's clock (the watermark
-        when there is none); needs no state of the sensor."""
+        when there is none); needs no state of the sensor. Returns the clock's reading
+        (None without a clock)."""
         h = self.limits.health
-        t = r.ts.timestamp()
-        ref = self.clock() if self.clock else self.watermark
+        if t is None:
+            t = r.ts.timestamp()
+        now = self.clock() if self.clock else None
+        ref = now if now is not None else self.watermark
         if ref is None:
-            return
+            return now
         if t > ref + h.future_skew_s:
             self._refuse("future_timestamp")
             raise InvalidReading(
@@ -406,6 +413,7 @@ class Detector:
             raise InvalidReading(
                 "old_timestamp", f"ts {r.ts.isoformat()} is more than {h.max_age_s:.0f} s old"
             )
+        return now
 
     @staticmethod
     def _split_rules(st: _Sensor) -> None:
