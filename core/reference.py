@@ -8,6 +8,7 @@ sensor measures a catalogued hazard).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from core.catalogue import Catalogue, load_catalogue
@@ -43,8 +44,12 @@ def _get(where: str, raw: dict[str, Any], key: str) -> Any:
         raise CatalogueError(where, f"missing field {key!r}") from None
 
 
-def load_reference(catalogue: Catalogue | None = None) -> ReferenceData:
-    """Load and cross-validate the packaged reference data."""
+def load_reference(
+    catalogue: Catalogue | None = None, enterprises_path: str | Path | None = None
+) -> ReferenceData:
+    """Load and cross-validate the reference data: the packaged regions and industries,
+    and the packaged enterprises or those of ``enterprises_path`` (the same format;
+    e.g. a plant from ``qorgau eval plant``)."""
     catalogue = catalogue or load_catalogue()
     regions = tuple(
         Region(
@@ -66,9 +71,10 @@ def load_reference(catalogue: Catalogue | None = None) -> ReferenceData:
     industry_codes = {i.code for i in industries}
     seen_sensors: set[str] = set()
     enterprises = []
-    for raw in _read("enterprises.toml")["enterprises"]:
-        eid = _get("core/data/enterprises.toml", raw, "id")
-        where = f"core/data/enterprises.toml [{eid}]"
+    doc, source = read_toml("enterprises.toml", enterprises_path)
+    for raw in doc.get("enterprises", []):
+        eid = _get(source, raw, "id")
+        where = f"{source} [{eid}]"
         if raw.get("region_id") not in region_ids:
             raise CatalogueError(where, f"unknown region_id {raw.get('region_id')!r}")
         if raw.get("industry_code") not in industry_codes:

@@ -321,7 +321,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
     catalogue = load_catalogue(args.catalogue or settings.catalogue_path)
     limits = load_limits(args.limits or settings.limits_path, catalogue)
-    reference = load_reference(catalogue)
+    reference = load_reference(catalogue, args.reference)
     detector = Detector(catalogue, limits, reference)
     models = None
     if settings.models and not args.no_models:
@@ -496,6 +496,12 @@ def cmd_chaos(settings: Settings, args: argparse.Namespace) -> int:
     return run(settings, args)
 
 
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from qorgau.plant_eval import cmd_eval as run
+
+    return run(settings, args)
+
+
 def cmd_devices(settings: Settings, args: argparse.Namespace) -> int:
     from qorgau.devices import cmd_devices as run
 
@@ -608,6 +614,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--limits", help="limits file (default: the packaged core/data/limits.toml)")
     rep.add_argument("--catalogue", help="hazard catalogue (default: the packaged one)")
     rep.add_argument(
+        "--reference",
+        help="enterprises, zones and sensors (default: the packaged core/data/enterprises.toml;"
+        " e.g. the enterprises.toml of qorgau eval plant)",
+    )
+    rep.add_argument(
         "--no-models",
         action="store_true",
         help="safety rules only, without the online anomaly models (QORGAU_MODELS=false)",
@@ -639,6 +650,9 @@ def build_parser() -> argparse.ArgumentParser:
     from qorgau.chaos import add_parser as add_chaos_parser
 
     add_chaos_parser(sub)
+    from qorgau.plant_eval import add_parser as add_eval_parser
+
+    add_eval_parser(sub)
     from qorgau.certs import add_parser as add_certs_parser
 
     add_certs_parser(sub)
@@ -715,6 +729,7 @@ COMMANDS = {
     "users": cmd_users,
     "devices": cmd_devices,
     "chaos": cmd_chaos,
+    "eval": cmd_eval,
     "certs": cmd_certs,
     "secrets": cmd_secrets,
 }

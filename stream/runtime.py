@@ -235,7 +235,6 @@ class WorkerRuntime:
         batch: list[Reading] = []
         for rec in records:
             batch += await self._decode(rec)
-        batch.sort(key=lambda r: r.ts)
         await self.store(batch)
         self.stats.readings += len(batch)
         self.stats.batches += 1
@@ -264,8 +263,9 @@ class WorkerRuntime:
         await self.dead_letter(rec.source, key, reason, detail, payload, rec.kafka)
 
     async def store(self, readings: list[Reading]) -> None:
-        """Store ``readings`` (in time order); when the batch fails for a reason that
-        will not pass, halve it until the reading that fails alone is found."""
+        """Store ``readings``; when the batch fails for a reason that will not pass, halve
+        it (in time order, so that each half is detected on in order) until the reading
+        that fails alone is found."""
         if not readings:
             return
 
@@ -283,6 +283,7 @@ class WorkerRuntime:
                     readings=len(readings),
                     error=f"{type(exc).__name__}: {exc}"[:300],
                 )
+                readings = sorted(readings, key=lambda r: r.ts)
                 half = len(readings) // 2
                 await self.store(readings[:half])
                 await self.store(readings[half:])
