@@ -220,14 +220,15 @@ _ZONE_NAMES = {
     "workshop": "Machine shop",
     "cold_store": "Cold store",
 }
-_INDUSTRIES = [  # (OKED section, zone kinds to draw from, schedule)
-    ("C", ["hot_shop", "welding", "workshop", "storage"], "continuous"),
-    ("B", ["gas_hazard", "confined_space", "workshop", "storage"], "continuous"),
-    ("C", ["welding", "workshop", "storage", "hot_shop"], "two"),
-    ("C", ["cold_store", "storage", "workshop"], "day"),
-    ("D", ["gas_hazard", "workshop", "confined_space", "storage"], "continuous"),
-    ("F", ["welding", "storage", "workshop"], "day"),
+_INDUSTRIES = [  # (OKED section, zone kinds to draw from)
+    ("C", ["hot_shop", "welding", "workshop", "storage"]),  # metals
+    ("B", ["gas_hazard", "confined_space", "workshop", "storage"]),  # mining, oil and gas
+    ("C", ["welding", "workshop", "storage", "hot_shop"]),  # machinery
+    ("C", ["cold_store", "storage", "workshop"]),  # food
+    ("D", ["gas_hazard", "workshop", "confined_space", "storage"]),  # power and heat
+    ("F", ["welding", "storage", "workshop"]),  # construction yards
 ]
+_SCHEDULES = (("continuous", 0.4), ("two", 0.35), ("day", 0.25))
 _REGIONS = [("KZ-35", "Temirtau"), ("KZ-23", "Atyrau"), ("KZ-75", "Almaty"), ("KZ-11", "Kokshetau")]
 _FINE = {  # the usual step of a sensor of each hazard (canonical unit)
     "co": 0.1,
@@ -247,6 +248,49 @@ _FINE = {  # the usual step of a sensor of each hazard (canonical unit)
 _COARSE = {"co": 1.0, "h2s": 0.1, "nh3": 1.0, "temperature": 0.5, "humidity": 1.0, "noise": 1.0}
 
 
+def _zone(
+    rng: np.random.Generator, catalogue: Catalogue, ent: PlantEnterprise, kind: str
+) -> PlantZone:
+    zi = len(ent.zones)
+    zid = f"{ent.id}-Z{zi + 1:02d}"
+    normal = (
+        float(rng.uniform(30, 40))
+        if kind == "hot_shop"
+        else -18.0
+        if kind == "cold_store"
+        else float(rng.uniform(18, 24))
+    )
+    zone = PlantZone(zid, ent.id, f"{_ZONE_NAMES[kind]} {zi + 1}", kind, round(normal, 1))
+    for hazard, base, idle, interval, role in _ZONES[kind]:
+        if hazard == "temperature":
+            base = idle = normal
+        elif hazard == "humidity":
+            base = idle = float(rng.uniform(35, 60))
+        elif hazard != "o2":
+            scale = float(rng.uniform(0.7, 1.3))
+            base, idle = base * scale, idle * scale
+        if hazard == "noise":
+            base = min(base, 79.0)
+        coarse = hazard in _COARSE and rng.random() < 0.3
+        resolution = _COARSE[hazard] if coarse else _FINE[hazard]
+        unit = catalogue[hazard].unit
+        if catalogue[hazard].molar_mass_g_mol and unit == "mg/m3" and rng.random() < 0.4:
+            unit = "ppm"
+        sid = f"{zid}-{hazard[:3].upper()}{len(zone.sensors) + 1}"
+        zone.sensors.append(
+            PlantSensor(
+                sid, ent.id, zid, hazard, float(interval), base, idle, resolution, unit, role
+            )
+        )
+    ent.zones.append(zone)
+    return zone
+
+
+# Zone kinds that give every incident class somewhere to happen: oxygen and flammable
+# gas, a zone that can burn (heat, smoke and CO together), hand tools, dust.
+_NEEDED = (("o2", "confined_space"), ("ch4", "gas_hazard"), ("vibration", "workshop"))
+
+
 def _layout(
     rng: np.random.Generator, catalogue: Catalogue, n_sensors: int
 ) -> list[PlantEnterprise]:
@@ -255,49 +299,26 @@ def _layout(
     e = 0
     while total < n_sensors:
         e += 1
-        code, kinds, schedule = _INDUSTRIES[int(rng.integers(len(_INDUSTRIES)))]
+        code, kinds = _INDUSTRIES[int(rng.integers(len(_INDUSTRIES)))]
+        kinds = [str(k) for k in rng.permutation(kinds)]
+        schedule = str(rng.choice([n for n, _ in _SCHEDULES], p=[p for _, p in _SCHEDULES]))
         region, city = _REGIONS[int(rng.integers(len(_REGIONS)))]
-        eid = f"P{e:02d}"
-        ent = PlantEnterprise(eid, f"Plant {e}", region, code, city, schedule)
-        n_zones = int(rng.integers(3, 6))
-        for zi in range(n_zones):
-            kind = (
-                kinds[zi % len(kinds)] if zi < len(kinds) else kinds[int(rng.integers(len(kinds)))]
-            )
-            zid = f"{eid}-Z{zi + 1:02d}"
-            normal = (
-                float(rng.uniform(30, 40))
-                if kind == "hot_shop"
-                else -18.0
-                if kind == "cold_store"
-                else float(rng.uniform(18, 24))
-            )
-            zone = PlantZone(zid, eid, f"{_ZONE_NAMES[kind]} {zi + 1}", kind, round(normal, 1))
-            for hazard, base, idle, interval, role in _ZONES[kind]:
-                if hazard == "temperature":
-                    base = idle = normal
-                elif hazard == "humidity":
-                    base = idle = float(rng.uniform(35, 60))
-                elif hazard != "o2":
-                    scale = float(rng.uniform(0.7, 1.3))
-                    base, idle = base * scale, idle * scale
-                if hazard == "noise":
-                    base = min(base, 79.0)
-                coarse = hazard in _COARSE and rng.random() < 0.3
-                resolution = _COARSE[hazard] if coarse else _FINE[hazard]
-                unit = catalogue[hazard].unit
-                spec = catalogue[hazard]
-                if spec.molar_mass_g_mol and unit == "mg/m3" and rng.random() < 0.4:
-                    unit = "ppm"
-                sid = f"{zid}-{hazard[:3].upper()}{len(zone.sensors) + 1}"
-                zone.sensors.append(
-                    PlantSensor(
-                        sid, eid, zid, hazard, float(interval), base, idle, resolution, unit, role
-                    )
-                )
-            total += len(zone.sensors)
-            ent.zones.append(zone)
+        ent = PlantEnterprise(f"P{e:02d}", f"Plant {e}", region, code, city, schedule)
+        for zi in range(int(rng.integers(3, 6))):
+            kind = kinds[zi] if zi < len(kinds) else kinds[int(rng.integers(len(kinds)))]
+            total += len(_zone(rng, catalogue, ent, kind).sensors)
         enterprises.append(ent)
+    hazards = {s.hazard for en in enterprises for z in en.zones for s in z.sensors}
+    for hazard, kind in _NEEDED:
+        if hazard not in hazards:
+            _zone(rng, catalogue, enterprises[int(rng.integers(len(enterprises)))], kind)
+    burnable = any(
+        {"temperature", "smoke", "co"} <= {s.hazard for s in z.sensors}
+        for en in enterprises
+        for z in en.zones
+    )
+    if not burnable:
+        _zone(rng, catalogue, enterprises[int(rng.integers(len(enterprises)))], "hot_shop")
     return enterprises
 
 
@@ -469,14 +490,32 @@ def _window(series: _Series, start_s: float, end_s: float) -> np.ndarray:
     return (series.t >= start_s) & (series.t < end_s)
 
 
-def warning_levels(limits: Limits, hazards: list[str]) -> dict[str, float]:
-    """The lowest level at which each hazard's limits warn (instantaneous or averaged)."""
+def warning_levels(
+    limits: Limits, hazards: list[str], *, instantaneous: bool = False
+) -> dict[str, float]:
+    """The lowest level at which each hazard's limits warn (any limit, or only the set
+    points a single reading is judged against)."""
     out: dict[str, float] = {}
     for h in hazards:
-        levels = [r.warning for r in limits.rules(h) if r.warning is not None]
+        levels = [
+            r.warning
+            for r in limits.rules(h)
+            if r.warning is not None and (r.window_min == 0 or not instantaneous)
+        ]
         if levels:
             out[h] = min(levels)
     return out
+
+
+def _below(v: np.ndarray, ceiling: float | None) -> np.ndarray:
+    """Normal operation stays under a set point: values approach ``ceiling`` smoothly
+    and never reach it (no flat tops, which would look like a stuck sensor)."""
+    if ceiling is None:
+        return v
+    knee = 0.6 * ceiling
+    over = np.clip(v - knee, 0, None)
+    span = ceiling - knee
+    return np.where(v > knee, knee + span * np.tanh(over / span), v)
 
 
 def _inject(
@@ -711,7 +750,7 @@ def generate_plant(
     seed: int,
     days: int,
     catalogue: Catalogue,
-    warnings: dict[str, float],
+    limits: Limits,
     *,
     sensors: int = 70,
     incidents_per_class: int | None = None,
@@ -720,6 +759,8 @@ def generate_plant(
     if days < 1:
         raise ValueError("a plant needs at least one day")
     rng = np.random.default_rng(seed)
+    warnings = warning_levels(limits, list(catalogue))
+    set_points = warning_levels(limits, list(catalogue), instantaneous=True)
     year_day = int(rng.integers(0, 365))
     first = date(2026, 1, 1) + timedelta(days=year_day)
     start = datetime(first.year, first.month, first.day, tzinfo=UTC) - timedelta(
@@ -737,9 +778,12 @@ def generate_plant(
             vent = _ventilation(rng, minutes)
             latent = _ar1(rng, minutes, tau=20.0, sigma=0.12)
             for s in zone.sensors:
-                series[s.id] = _normal(
-                    rng, s, zone, days * 86400.0, act[ent.id], outdoor, vent, latent
-                )
+                se = _normal(rng, s, zone, days * 86400.0, act[ent.id], outdoor, vent, latent)
+                if s.hazard != "o2":
+                    se.v = _below(
+                        se.v, 0.9 * set_points[s.hazard] if s.hazard in set_points else None
+                    )
+                series[s.id] = se
     per_class = incidents_per_class if incidents_per_class is not None else max(1, days)
     _inject(rng, plant, series, act, warnings, per_class)
     return plant, series
@@ -845,6 +889,7 @@ def write_plant(
         "sensor_days": len(plant.sensors) * plant.days,
         "readings": n,
         "zones": {z.id: [s.id for s in z.sensors] for e in plant.enterprises for z in e.zones},
+        "schedules": {e.id: e.schedule for e in plant.enterprises},
         "incidents": [i.record() for i in plant.incidents],
     }
     (out / "labels.json").write_bytes(orjson.dumps(labels, option=orjson.OPT_INDENT_2))

@@ -209,19 +209,12 @@ def print_score(score: PlantScore) -> None:
         title=f"plant seed {score.seed}: {score.sensors} sensors, {score.days} days,"
         f" {score.readings:,} readings"
     )
-    for col in (
-        "incident class",
-        "deadline",
-        "incidents",
-        "reported in time",
-        "recall",
-        "median delay",
-        "worst delay",
-    ):
-        t.add_column(col, justify="left" if col == "incident class" else "right")
+    t.add_column("incident class", no_wrap=True)
+    for col in ("deadline", "n", "in time", "recall", "median", "worst"):
+        t.add_column(col, justify="right", no_wrap=True)
     for c in score.classes.values():
         t.add_row(
-            c.name + (" (critical)" if c.critical else ""),
+            c.name + (" *" if c.critical else ""),
             dur(c.deadline_s),
             str(c.incidents),
             str(c.detected),
@@ -231,6 +224,7 @@ def print_score(score: PlantScore) -> None:
         )
     console = Console()
     console.print(t)
+    console.print("* critical: can kill. median, worst: delay from the start to the first alert")
     console.print(
         f"recall {100 * score.recall:.1f} % ({score.incidents} incidents), critical recall"
         f" {100 * score.critical_recall:.1f} %; false alarms"
@@ -279,7 +273,7 @@ def _plant_args(p: argparse.ArgumentParser) -> None:
 def _make_plant(settings: Settings, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     from core.catalogue import load_catalogue
     from core.limits import load_limits
-    from edge.plant import generate_plant, warning_levels, write_plant
+    from edge.plant import generate_plant, write_plant
 
     if not 1 <= args.days <= 60:
         raise QorgauError("--days must be between 1 and 60")
@@ -287,8 +281,7 @@ def _make_plant(settings: Settings, args: argparse.Namespace, out: Path) -> dict
         raise QorgauError("--sensors must be between 5 and 5000")
     catalogue = load_catalogue(settings.catalogue_path)
     limits = load_limits(settings.limits_path, catalogue)
-    warnings = warning_levels(limits, list(catalogue))
-    plant, series = generate_plant(args.seed, args.days, catalogue, warnings, sensors=args.sensors)
+    plant, series = generate_plant(args.seed, args.days, catalogue, limits, sensors=args.sensors)
     return write_plant(plant, series, catalogue, out)
 
 
