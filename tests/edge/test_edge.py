@@ -200,7 +200,7 @@ def test_what_a_killed_broker_had_acknowledged_is_published_again(tmp_path: Path
     device.connect("127.0.0.1", broker.port)
     device.loop_start()
     try:
-        time.sleep(1.2)  # past the broker's first save, so that ours is the next
+        time.sleep(2.5)  # the collector's session is saved (every 1-2 s) before we publish
         for seq in range(1, 51):
             window.publish(device, topic, orjson.dumps({"seq": seq}), tag=seq)
         deadline = time.monotonic() + 10
@@ -209,11 +209,12 @@ def test_what_a_killed_broker_had_acknowledged_is_published_again(tmp_path: Path
         assert sorted(acked) == list(range(1, 51))  # the broker has every one of them...
         broker.kill()  # ...and dies before its next save
         broker.start()
+        # The collector is back (subscribed again) before the device's reconnect (>= 1 s).
+        collector = Collector(broker.port, topic)
         deadline = time.monotonic() + 15
         while window.resent == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert window.resent == 50  # all of them were acknowledged in the last seconds
-        collector = Collector(broker.port, topic)
         deadline = time.monotonic() + 15
         got: set[int] = set()
         while time.monotonic() < deadline and len(got) < 50:
