@@ -45,6 +45,16 @@ __all__ = ["Detector", "DetectorStats", "ExposureRow"]
 
 _GASES = frozenset({"co", "h2s", "no2", "so2", "nh3", "cl2", "ch4"})
 _STUCK_MIN_READINGS = 5
+# Stuck, learnt per sensor: once a sensor has been watched for _STUCK_LEARN_S, a value
+# held _STUCK_FACTOR times longer than the longest run of one value it has shown (but
+# at least _STUCK_FLOOR_S, at most _STUCK_CAP times the hazard's stuck_after_s) is
+# stuck. Before that, _STUCK_NEW times stuck_after_s is: a sensor of coarse resolution
+# legitimately holds a value for an hour, one of fine resolution never does.
+_STUCK_LEARN_S = 6 * 3600.0
+_STUCK_FACTOR = 2.5
+_STUCK_FLOOR_S = 300.0
+_STUCK_NEW = 3.0
+_STUCK_CAP = 6.0
 _MAX_PENDING = 64  # readings a sensor may hold back for late arrivals
 
 
@@ -86,6 +96,8 @@ class _Sensor:
     stuck_value: float | None = None
     stuck_since: float = 0.0
     stuck_count: int = 0
+    first_t: float | None = None  # the first reading seen (how long it has been watched)
+    run_max_s: float = 0.0  # the longest run of one value it has shown, normal ones only
     heat: HeatState | None = None
     co_normal: float | None = None
     minute: int | None = None
@@ -481,21 +493,34 @@ class Detector:
             )
             st.stuck_value, st.stuck_count = None, 0
         elif not late:
-            stuck_after = self.limits.health.stuck_after_s.get(st.hazard, 0.0)
+            prior = self.limits.health.stuck_after_s.get(st.hazard, 0.0)
+            if st.first_t is None:
+                st.first_t = t
+            limit = self._stuck_limit(st, prior, t)
             if r.value == st.stuck_value:
                 st.stuck_count += 1
             else:
+                # A run that ended normally (not flat zero gas, not reported) is learnt.
+                held = t - st.stuck_since
+                flat_zero = st.hazard in _GASES and st.stuck_value == 0.0
+                if st.stuck_value is not None and not flat_zero and held < limit:
+                    st.run_max_s = max(st.run_max_s, held)
                 st.stuck_value, st.stuck_since, st.stuck_count = r.value, t, 1
             ignorable = st.hazard in _GASES and r.value == 0.0  # clean air reads a flat zero
             if (
-                stuck_after > 0
+                prior > 0
                 and not ignorable
                 and st.stuck_count >= _STUCK_MIN_READINGS
-                and t - st.stuck_since >= stuck_after
+                and t - st.stuck_since >= limit
             ):
+                usual = (
+                    f"; its longest normal run is {st.run_max_s / 60:.0f} min"
+                    if t - st.first_t >= _STUCK_LEARN_S
+                    else ""
+                )
                 problem = (
                     f"{r.sensor_id}: stuck at {self._describe(st, r.value)} for"
-                    f" {(t - st.stuck_since) / 60:.0f} min ({st.stuck_count} readings)"
+                    f" {(t - st.stuck_since) / 60:.0f} min ({st.stuck_count} readings{usual})"
                 )
         if late and not problem:
             return []
@@ -503,6 +528,15 @@ class Detector:
         if action is AlertAction.CLEAR:
             problem = f"{r.sensor_id}: readings plausible again"
         return self._event(action, st, AlertKind.SENSOR_FAULT, fault, r.ts, r.value, problem or "")
+
+    @staticmethod
+    def _stuck_limit(st: _Sensor, prior: float, t: float) -> float:
+        """How long ``st`` may hold one value before it is stuck (s; inf: never)."""
+        if prior <= 0:
+            return math.inf
+        if st.first_t is None or t - st.first_t < _STUCK_LEARN_S:
+            return _STUCK_NEW * prior
+        return min(max(_STUCK_FACTOR * st.run_max_s, _STUCK_FLOOR_S), _STUCK_CAP * prior)
 
     @property
     def watermark(self) -> float | None:

@@ -7,6 +7,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 
 from core.alarms import AlertAction, AlertEvent, AlertKind, Severity
@@ -210,12 +211,41 @@ def test_fault_clears_after_five_minutes_of_plausible_values() -> None:
 
 
 def test_stuck_sensor() -> None:
-    series = [("ST", "noise", float(t), 85.0) for t in range(0, 700, 10)]
+    # A sensor nobody knows yet: only three times the hazard's prior (noise: 10 min).
+    series = [("ST", "noise", float(t), 85.0) for t in range(0, 2000, 10)]
     events = run(series)
-    assert opened(events) == [("sensor_fault", "warning", 600.0)]
+    assert opened(events) == [("sensor_fault", "warning", 1800.0)]
     assert "stuck" in events[0].message
     # Gas sensors read a flat zero in clean air: not a fault.
     assert opened(run([("Z", "h2s", float(t), 0.0) for t in range(0, 7200, 10)])) == []
+
+
+def test_a_fine_sensor_is_stuck_minutes_after_it_freezes() -> None:
+    """A sensor whose own history never holds a value for more than a minute is
+    reported 5 min (the floor) after it freezes, long before the hazard's hour."""
+    rng = np.random.default_rng(1)
+    vals = list(np.round(0.5 + rng.normal(0, 0.05, 2520), 3))  # 0.001 steps: no runs
+    frozen = [vals[-1]] * 120  # then the same value for 20 min
+    series = [("F", "co", 10.0 * i, float(v)) for i, v in enumerate(vals + frozen)]
+    events = run(series)
+    got = opened(events)
+    assert len(got) == 1 and got[0][0] == "sensor_fault"
+    freeze = 10.0 * (len(vals) - 1)
+    assert 300 <= got[0][2] - freeze <= 330, got
+    fault = next(e for e in events if e.kind is AlertKind.SENSOR_FAULT)
+    assert "its longest normal run is 0 min" in fault.message
+
+
+def test_a_coarse_sensor_that_holds_a_value_for_an_hour_is_not_stuck() -> None:
+    """A 1-mg/m3 CO sensor in clean air holds 1 for 50 min at a time, then 2 for 10:
+    after learning that, an hour at 1 is normal for it (2.5 x 50 min is its limit)."""
+    pattern = [1.0] * 300 + [2.0] * 60  # 10-s readings: 50 min at 1, 10 min at 2
+    series = [("C", "co", 10.0 * i, v) for i, v in enumerate(pattern * 20)]  # 20 h
+    assert opened(run(series)) == []
+    # ...but 2.5 times its longest run is not.
+    stuck = pattern * 8 + [1.0] * (3 * 300 + 40)
+    events = run([("C2", "co", 10.0 * i, v) for i, v in enumerate(stuck)])
+    assert [k for k, *_ in opened(events)] == ["sensor_fault"]
 
 
 def test_silent_sensor_goes_stale_at_the_right_event_time() -> None:
