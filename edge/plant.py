@@ -422,7 +422,8 @@ class _Series:
     t: np.ndarray  # seconds since the plant's start
     v: np.ndarray  # canonical unit, before the sensor's step
     keep: np.ndarray  # False: no reading (stale)
-    raw: np.ndarray | None = None  # garbage / stuck values to report as they are
+    raw: np.ndarray | None = None  # garbage values to report as they are
+    frozen: np.ndarray | None = None  # True: repeats the reading before, exactly (stuck)
 
 
 def _normal(
@@ -516,6 +517,16 @@ def _below(v: np.ndarray, ceiling: float | None) -> np.ndarray:
     over = np.clip(v - knee, 0, None)
     span = ceiling - knee
     return np.where(v > knee, knee + span * np.tanh(over / span), v)
+
+
+def _longest_run_s(se: _Series, s: PlantSensor, a: float, b: float) -> float:
+    """The longest time ``s`` held one reported value between ``a`` and ``b`` (s)."""
+    w = _window(se, a, b)
+    q, t = _quantise(se.v[w], s.resolution), se.t[w]
+    if len(q) < 2:
+        return math.inf
+    starts = np.flatnonzero(np.r_[True, np.diff(q) != 0, True])
+    return float(np.max(t[np.minimum(starts[1:], len(t) - 1)] - t[starts[:-1]]))
 
 
 def _inject(
@@ -687,24 +698,20 @@ def _inject(
             junk = float(rng.choice([-9999.0, 65535.0, 1e9, -273.0]))
             se.raw = np.where(w, junk, np.nan) if se.raw is None else np.where(w, junk, se.raw)
             label("garbage", zone, [s], a, b, f"{junk:g}")
-        # Stuck: the exact value frozen for 2-5 h (a fine sensor: it never repeats that long).
+        # Stuck: the exact value frozen for 2-5 h, on a sensor whose own history shows it
+        # never holds a value that long (at most 4 min in the 6 h before).
         got = pick({h for h in _FINE if h not in {"o2"}}, 5 * 3600)
         if got:
             zone, have, a = got
-            fine = [s for s in have if s.resolution == _FINE[s.hazard]]
+            fine = [s for s in have if _longest_run_s(series[s.id], s, a - 6 * 3600, a) <= 240]
             if fine:
                 s = fine[int(rng.integers(len(fine)))]
                 se = series[s.id]
                 b = a + float(rng.uniform(2, 5)) * 3600
                 w = _window(se, a, b)
                 if w.any():
-                    frozen = float(se.v[np.argmax(w)])
-                    se.raw = (
-                        np.where(w, frozen, np.nan)
-                        if se.raw is None
-                        else np.where(w, frozen, se.raw)
-                    )
-                    label("stuck", zone, [s], a, b, f"frozen at {frozen:.2f}")
+                    se.frozen = w if se.frozen is None else (se.frozen | w)
+                    label("stuck", zone, [s], a, b, "frozen")
         # Stale: silent for 1-3 h.
         got = pick(set(_FINE), 3 * 3600)
         if got:
@@ -805,6 +812,9 @@ def readings(
         if s.unit != catalogue[s.hazard].unit:
             value = value / catalogue.convert(s.hazard, 1.0, s.unit)
             value = np.round(value, 2)
+        if se.frozen is not None:  # each frozen span repeats the reading before it
+            idx = np.where(se.frozen, 0, np.arange(len(value)))
+            value = value[np.maximum.accumulate(idx)]
         if se.raw is not None:
             value = np.where(np.isnan(se.raw), value, se.raw)
         for i in np.flatnonzero(se.keep):

@@ -45,15 +45,15 @@ __all__ = ["Detector", "DetectorStats", "ExposureRow"]
 
 _GASES = frozenset({"co", "h2s", "no2", "so2", "nh3", "cl2", "ch4"})
 _STUCK_MIN_READINGS = 5
-# Stuck, learnt per sensor: once a sensor has been watched for _STUCK_LEARN_S, a value
-# held _STUCK_FACTOR times longer than the longest run of one value it has shown (but
-# at least _STUCK_FLOOR_S, at most _STUCK_CAP times the hazard's stuck_after_s) is
-# stuck. Before that, _STUCK_NEW times stuck_after_s is: a sensor of coarse resolution
-# legitimately holds a value for an hour, one of fine resolution never does.
-_STUCK_LEARN_S = 6 * 3600.0
+# Stuck, learnt per sensor: once a sensor has shown _STUCK_LEARN_RUNS runs of one value
+# end (its value changed that often), a value held _STUCK_FACTOR times longer than the
+# longest of those runs is stuck (at least _STUCK_FLOOR_S, at most _STUCK_CAP times the
+# hazard's stuck_after_s); until then, _STUCK_CAP times stuck_after_s. A sensor whose
+# history shows it never holds a value for more than a minute or two is reported
+# minutes after it freezes; one of coarse resolution that holds 1 mg/m3 all night is not.
+_STUCK_LEARN_RUNS = 30
 _STUCK_FACTOR = 2.5
 _STUCK_FLOOR_S = 300.0
-_STUCK_NEW = 3.0
 _STUCK_CAP = 6.0
 _MAX_PENDING = 64  # readings a sensor may hold back for late arrivals
 
@@ -96,8 +96,9 @@ class _Sensor:
     stuck_value: float | None = None
     stuck_since: float = 0.0
     stuck_count: int = 0
-    first_t: float | None = None  # the first reading seen (how long it has been watched)
     run_max_s: float = 0.0  # the longest run of one value it has shown, normal ones only
+    runs: int = 0  # runs of one value that ended (learnt from)
+    low: float = math.inf  # the lowest plausible value it has reported (a gas: clean air)
     heat: HeatState | None = None
     co_normal: float | None = None
     minute: int | None = None
@@ -494,19 +495,22 @@ class Detector:
             st.stuck_value, st.stuck_count = None, 0
         elif not late:
             prior = self.limits.health.stuck_after_s.get(st.hazard, 0.0)
-            if st.first_t is None:
-                st.first_t = t
-            limit = self._stuck_limit(st, prior, t)
+            limit = self._stuck_limit(st, prior)
             if r.value == st.stuck_value:
                 st.stuck_count += 1
             else:
-                # A run that ended normally (not flat zero gas, not reported) is learnt.
+                # A run that ended is learnt (one that was reported too: a sensor that
+                # moves on by itself was not broken), unless it was clean air.
                 held = t - st.stuck_since
-                flat_zero = st.hazard in _GASES and st.stuck_value == 0.0
-                if st.stuck_value is not None and not flat_zero and held < limit:
+                gas = st.hazard in _GASES
+                clean = gas and st.stuck_value is not None and st.stuck_value <= max(st.low, 0.0)
+                if st.stuck_value is not None and not clean:
                     st.run_max_s = max(st.run_max_s, held)
+                    st.runs += 1
                 st.stuck_value, st.stuck_since, st.stuck_count = r.value, t, 1
-            ignorable = st.hazard in _GASES and r.value == 0.0  # clean air reads a flat zero
+            # A gas sensor in clean air reads a flat zero, or the lowest step it ever shows.
+            ignorable = st.hazard in _GASES and r.value <= max(st.low, 0.0)
+            st.low = min(st.low, r.value)
             if (
                 prior > 0
                 and not ignorable
@@ -515,7 +519,7 @@ class Detector:
             ):
                 usual = (
                     f"; its longest normal run is {st.run_max_s / 60:.0f} min"
-                    if t - st.first_t >= _STUCK_LEARN_S
+                    if st.runs >= _STUCK_LEARN_RUNS
                     else ""
                 )
                 problem = (
@@ -530,12 +534,12 @@ class Detector:
         return self._event(action, st, AlertKind.SENSOR_FAULT, fault, r.ts, r.value, problem or "")
 
     @staticmethod
-    def _stuck_limit(st: _Sensor, prior: float, t: float) -> float:
+    def _stuck_limit(st: _Sensor, prior: float) -> float:
         """How long ``st`` may hold one value before it is stuck (s; inf: never)."""
         if prior <= 0:
             return math.inf
-        if st.first_t is None or t - st.first_t < _STUCK_LEARN_S:
-            return _STUCK_NEW * prior
+        if st.runs < _STUCK_LEARN_RUNS:
+            return _STUCK_CAP * prior
         return min(max(_STUCK_FACTOR * st.run_max_s, _STUCK_FLOOR_S), _STUCK_CAP * prior)
 
     @property

@@ -211,10 +211,10 @@ def test_fault_clears_after_five_minutes_of_plausible_values() -> None:
 
 
 def test_stuck_sensor() -> None:
-    # A sensor nobody knows yet: only three times the hazard's prior (noise: 10 min).
-    series = [("ST", "noise", float(t), 85.0) for t in range(0, 2000, 10)]
+    # A sensor nobody knows yet: only six times the hazard's prior (noise: 10 min).
+    series = [("ST", "noise", float(t), 85.0) for t in range(0, 3700, 10)]
     events = run(series)
-    assert opened(events) == [("sensor_fault", "warning", 1800.0)]
+    assert opened(events) == [("sensor_fault", "warning", 3600.0)]
     assert "stuck" in events[0].message
     # Gas sensors read a flat zero in clean air: not a fault.
     assert opened(run([("Z", "h2s", float(t), 0.0) for t in range(0, 7200, 10)])) == []
@@ -237,15 +237,26 @@ def test_a_fine_sensor_is_stuck_minutes_after_it_freezes() -> None:
 
 
 def test_a_coarse_sensor_that_holds_a_value_for_an_hour_is_not_stuck() -> None:
-    """A 1-mg/m3 CO sensor in clean air holds 1 for 50 min at a time, then 2 for 10:
-    after learning that, an hour at 1 is normal for it (2.5 x 50 min is its limit)."""
-    pattern = [1.0] * 300 + [2.0] * 60  # 10-s readings: 50 min at 1, 10 min at 2
-    series = [("C", "co", 10.0 * i, v) for i, v in enumerate(pattern * 20)]  # 20 h
+    """A 0.5-degC thermometer in a quiet room holds 21.5 for 50 min at a time, then 22
+    for 10: once it has shown that, an hour at 21.5 is normal for it; 2.5 times its
+    longest run is not (after 30 runs, i.e. 15 of its hours, to learn from)."""
+    pattern = [21.5] * 50 + [22.0] * 10  # one reading a minute
+    series = [("C", "temperature", 60.0 * i, v) for i, v in enumerate(pattern * 20)]
     assert opened(run(series)) == []
-    # ...but 2.5 times its longest run is not.
-    stuck = pattern * 8 + [1.0] * (3 * 300 + 40)
-    events = run([("C2", "co", 10.0 * i, v) for i, v in enumerate(stuck)])
+    stuck = pattern * 16 + [21.5] * 130
+    events = run([("C2", "temperature", 60.0 * i, v) for i, v in enumerate(stuck)])
     assert [k for k, *_ in opened(events)] == ["sensor_fault"]
+
+
+def test_a_gas_sensor_flat_at_its_lowest_step_is_in_clean_air() -> None:
+    """A 1-mg/m3 CO sensor reads 1 all night (its lowest step: clean air), as a fine
+    one reads 0: not stuck, however long; flat at a higher value it is."""
+    night = [2.0, 3.0, 2.0] * 20 + [1.0] * 2000 + [2.0] * 3
+    assert opened(run([("N", "co", 10.0 * i, v) for i, v in enumerate(night)])) == []
+    high = [2.0, 3.0, 1.0] * 20 + [3.0] * 2500
+    assert [k for k, *_ in opened(run([("H", "co", 10.0 * i, v) for i, v in enumerate(high)]))] == [
+        "sensor_fault"
+    ]
 
 
 def test_silent_sensor_goes_stale_at_the_right_event_time() -> None:
