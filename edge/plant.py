@@ -549,12 +549,17 @@ def _inject(
         busy.setdefault(zone_id, []).append((a, b))
 
     def pick(
-        hazards: set[str], duration: float, *, working: bool | None = None, tries: int = 200
+        hazards: set[str],
+        duration: float,
+        *,
+        working: bool | None = None,
+        zone_has: frozenset[str] = frozenset(),
+        tries: int = 400,
     ) -> tuple[PlantZone, list[PlantSensor], float] | None:
         for _ in range(tries):
             zone = zones[list(zones)[int(rng.integers(len(zones)))]]
             have = [s for s in zone.sensors if s.hazard in hazards]
-            if not have:
+            if not have or not zone_has <= {s.hazard for s in zone.sensors}:
                 continue
             # Leave the first 6 h for the models to learn the plant.
             a = float(rng.uniform(6 * 3600, seconds - duration - 600))
@@ -624,7 +629,7 @@ def _inject(
             se.v = se.v + peak * ramp(se.t, a, 30, hold, 300)
             label("flammable_gas", zone, [s], a, a + 30 + hold + 300, f"ch4 to {peak:.0f} %LEL")
         # Fast fire: heat +8-12 °C/min, smoke to 10-20 %obs/m, CO +40-100 mg/m3 in minutes.
-        got = pick({"temperature"}, 3600)
+        got = pick({"temperature"}, 3600, zone_has=frozenset({"temperature", "smoke", "co"}))
         if got:
             zone, _, a = got
             members = [s for s in zone.sensors if s.hazard in {"temperature", "smoke", "co"}]
@@ -647,7 +652,7 @@ def _inject(
                     )
                 label("fast_fire", zone, members, a, a + 1800, f"heat {rate * 60:.0f} °C/min")
         # Smouldering fire: smoke 0.2 -> ~3 %obs/m over 25-30 min, CO +3-5 mg/m3, +3 °C.
-        got = pick({"smoke"}, 4800)
+        got = pick({"smoke"}, 4800, zone_has=frozenset({"temperature", "smoke", "co"}))
         if got:
             zone, _, a = got
             members = [s for s in zone.sensors if s.hazard in {"temperature", "smoke", "co"}]
