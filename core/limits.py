@@ -133,6 +133,13 @@ class FireSettings:
     combo_window_s: float = 180.0
     baseline_tau_s: float = 3600.0  # how fast a heat sensor's normal level adapts
     clear_hold_s: float = 300.0
+    # Smouldering, by convergence: smoke creeping up (`stream.detection.fire.Creep`) for
+    # smoulder_for_s while the zone's CO or heat is rising too.
+    smoulder_smoke_rise: float = 0.5  # %obs/m above the smoke sensor's normal level
+    smoulder_smoke_step: float = 0.02  # %obs/m, each 2-min mean above the one before
+    smoulder_co_rise: float = 0.5  # mg/m3 above the CO sensor's normal level
+    smoulder_heat_rise: float = 0.5  # degC above the heat sensor's normal level
+    smoulder_for_s: float = 60.0
 
 
 class Limits:

@@ -38,7 +38,7 @@ from core.limits import LimitRule, Limits
 from core.reference import ReferenceData
 from core.types import Reading
 from stream.detection.alarm import AlarmState
-from stream.detection.fire import HeatState, ZoneFire
+from stream.detection.fire import Creep, HeatState, ZoneFire
 from stream.detection.windows import WindowAverage
 
 __all__ = ["Detector", "DetectorStats", "ExposureRow"]
@@ -115,6 +115,7 @@ class _Sensor:
     pending: list[tuple[float, float]] = field(default_factory=list)  # (t, value), sorted
     released_t: float = -math.inf  # newest reading fed to the averages
     fire_role: bool = False  # temperature, smoke or CO: feeds the zone's fire signal
+    creep: Creep | None = None  # its slow rise, for smouldering (fire-role sensors)
 
 
 class Detector:
@@ -606,6 +607,7 @@ class Detector:
             zone = self._zones[st.zone_key] = ZoneFire(f)
         level: Severity | None = None
         msg = ""
+        smoulder = self._smoulder(st, zone, t, value)
         if st.heat is not None:
             threshold = st.heat.fixed_threshold
             fixed, ror, rate = st.heat.update(t, value)
@@ -636,6 +638,8 @@ class Detector:
                 st.co_normal += 0.01 * (value - st.co_normal)
         else:
             return []
+        if smoulder and level is not Severity.CRITICAL:
+            level, msg = Severity.CRITICAL, smoulder
         zone.levels[st.sensor_id] = level
         signals = zone.active(t)
         if len(signals) >= 2:
@@ -667,6 +671,32 @@ class Detector:
             text,
             subject=f"zone:{st.zone_key}",
             signals=signals,
+        )
+
+    def _smoulder(self, st: _Sensor, zone: ZoneFire, t: float, value: float) -> str:
+        """Smoke creeping up for a minute while the zone's CO or heat rises too: a
+        smouldering fire that no single signal calls (``smoulder_*`` in the limits)."""
+        f = self.limits.fire
+        if st.creep is None:
+            st.creep = Creep()
+        if st.hazard != "smoke":
+            rise = f.smoulder_co_rise if st.hazard == "co" else f.smoulder_heat_rise
+            st.creep.update(t, value, rise, 0.0)
+            if st.creep.rising(t, rise):
+                zone.rising[st.sensor_id] = t
+            return ""
+        creeping = st.creep.update(t, value, f.smoulder_smoke_rise, f.smoulder_smoke_step)
+        with_it = sorted(sid for sid, at in zone.rising.items() if at >= t - 120.0)
+        if not (creeping and with_it):
+            zone.creeping_since.pop(st.sensor_id, None)
+            return ""
+        since = zone.creeping_since.setdefault(st.sensor_id, t)
+        if t - since < f.smoulder_for_s:
+            return ""
+        base = st.creep.baseline if st.creep.baseline is not None else value
+        return (
+            f"smouldering: smoke {value:.2f} %obs/m, creeping up from its normal"
+            f" {base:.2f} for 8 min, with {', '.join(with_it)} rising too"
         )
 
     # --- exposures ----------------------------------------------------------------------
@@ -779,6 +809,9 @@ class Detector:
                 heapq.heappush(heap, (st.last_t + st.stale_after_s, sid))
         for k, zone in state["zones"].items():
             zone.settings = self.limits.fire
+            for name in ("rising", "creeping_since"):  # a checkpoint from before smouldering
+                if not hasattr(zone, name):
+                    setattr(zone, name, {})
             self._zones[k] = zone
         self._zone_alarms.update(state["zone_alarms"])
 

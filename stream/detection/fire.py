@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from itertools import pairwise
 
 from core.alarms import Severity
 from core.limits import FireSettings
 
-__all__ = ["HeatState", "ZoneFire"]
+__all__ = ["Creep", "HeatState", "ZoneFire"]
 
 
 class HeatState:
@@ -76,15 +77,100 @@ class HeatState:
         return max(self.settings.fixed_c, base + self.settings.fixed_above_normal_c)
 
 
+class Creep:
+    """Is a signal creeping up, as a smouldering fire makes smoke, CO and heat do?
+
+    The last 8 minutes in four 2-minute means, oldest first: it creeps when each
+    is higher than the one before (by ``step``, no step more than 60 % of the whole
+    rise), and the newest stands ``min_rise`` above the signal's own normal level. A welding run or a forklift's pass lifts a
+    level in a step and holds it or falls back; a smouldering fire keeps growing.
+    The normal level is an exponential average (``tau_s``) of the readings that are
+    not well above it, so a creeping signal never becomes normal.
+
+    >>> c = Creep()
+    >>> quiet = [c.update(float(t), 0.2 + 0.01 * (t % 3), 0.3, 0.02) for t in range(0, 3600, 10)]
+    >>> any(quiet)
+    False
+    >>> growing = [c.update(3600.0 + t, 0.2 + 0.0015 * t, 0.3, 0.02) for t in range(0, 900, 10)]
+    >>> growing.index(True) * 10 // 60   # minutes after it began to grow
+    5
+    >>> after = [c.update(4500.0 + t, 0.2, 0.3, 0.02) for t in range(0, 180, 10)]
+    >>> after[-1]   # back to normal: within two minutes the newest mean falls
+    False
+    >>> c.update(5000.0, 1.5, 0.3, 0.02)   # one jump is not creeping
+    False
+    """
+
+    __slots__ = ("_pts", "baseline", "deviation", "tau_s")
+
+    def __init__(self, tau_s: float = 3600.0) -> None:
+        self.tau_s = tau_s
+        self.baseline: float | None = None
+        self.deviation = 0.0
+        self._pts: deque[tuple[float, float]] = deque()
+
+    def means(self, t: float) -> list[float] | None:
+        """The four 2-minute means of the last 8 minutes, oldest first (None: a gap)."""
+        sums = [0.0, 0.0, 0.0, 0.0]
+        counts = [0, 0, 0, 0]
+        for at, v in self._pts:
+            k = int((t - at) // 120.0)
+            if 0 <= k < 4:
+                sums[3 - k] += v
+                counts[3 - k] += 1
+        if not all(counts):
+            return None
+        return [s / n for s, n in zip(sums, counts, strict=True)]
+
+    def update(self, t: float, value: float, min_rise: float, step: float) -> bool:
+        pts = self._pts
+        last_t = pts[-1][0] if pts else None
+        pts.append((t, value))
+        while pts and pts[0][0] <= t - 480.0:
+            pts.popleft()
+        if self.baseline is None:
+            self.baseline = value
+            return False
+        if (
+            value <= self.baseline + max(0.5 * min_rise, 3.0 * self.deviation)
+            and last_t is not None
+        ):
+            dt = t - last_t
+            if dt > 0:
+                alpha = 1.0 - math.exp(-dt / self.tau_s)
+                self.deviation += alpha * (abs(value - self.baseline) - self.deviation)
+                self.baseline += alpha * (value - self.baseline)
+        m = self.means(t)
+        if m is None:
+            return False
+        steps = [b - a for a, b in pairwise(m)]
+        # Growing all along, not in one jump (a welding run starting lifts one mean).
+        growing = min(steps) >= step and max(steps) <= 0.6 * (m[-1] - m[0])
+        return growing and m[-1] - self.baseline >= min_rise
+
+    def rising(self, t: float, min_rise: float) -> bool:
+        """Weaker: the newest 2-minute mean above the oldest, and ``min_rise`` above the
+        normal level."""
+        m = self.means(t)
+        return (
+            m is not None
+            and self.baseline is not None
+            and m[-1] > m[0]
+            and m[-1] - self.baseline >= min_rise
+        )
+
+
 class ZoneFire:
     """Weak fire signals of one zone; two different ones within the window mean fire."""
 
-    __slots__ = ("_seen", "levels", "settings")
+    __slots__ = ("_seen", "creeping_since", "levels", "rising", "settings")
 
     def __init__(self, settings: FireSettings) -> None:
         self.settings = settings
         self._seen: dict[str, float] = {}  # signal -> event time last seen
         self.levels: dict[str, Severity | None] = {}  # sensor -> its own fire level now
+        self.rising: dict[str, float] = {}  # CO or heat sensor -> when last seen rising
+        self.creeping_since: dict[str, float] = {}  # smoke sensor -> creeping since
 
     def signal(self, name: str, t: float) -> None:
         self._seen[name] = t

@@ -4,6 +4,7 @@ and nothing raised by a hot shop, a shift start or a benign blip."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -494,3 +495,86 @@ def test_ceiling_and_noise_dose() -> None:
     lex = w.average(4 * 3600.0)
     assert lex is not None
     assert noise_dose_percent(lex) == pytest.approx(100 * 2 ** (7 / 3), rel=1e-6)
+
+
+def _fire_zone() -> tuple[Any, dict[str, Any]]:
+    ref = load_reference()
+    zone = next(
+        z
+        for e in ref.enterprises
+        for z in e.zones
+        if {"temperature", "smoke", "co"} <= {s.hazard for s in z.sensors}
+    )
+    return ref, {s.hazard: s for s in zone.sensors}
+
+
+def _zone_run(
+    ref: Any, by: dict[str, Any], values: Callable[[str, float], float], seconds: int
+) -> list[AlertEvent]:
+    d = Detector(CAT, LIMITS, ref)
+    events: list[AlertEvent] = []
+    for t in range(0, seconds, 10):
+        for hazard in ("temperature", "smoke", "co"):
+            s = by[hazard]
+            events += d.process(
+                reading(
+                    s.id, hazard, float(t), values(hazard, float(t)), enterprise=s.enterprise_id
+                )
+            )
+    return [e for e in events if e.kind is AlertKind.FIRE and e.action is AlertAction.OPEN]
+
+
+def _noise(t: float, hazard: str) -> float:
+    """A deterministic wobble, so that the normal levels have a spread."""
+    k = {"temperature": 0.3, "smoke": 0.02, "co": 0.4}[hazard]
+    return k * math.sin(t / 37.0) + k * 0.5 * math.sin(t / 11.0)
+
+
+def test_a_smouldering_fire_is_critical_within_15_minutes_though_no_signal_alarms() -> None:
+    """Smoke creeping from 0.2 to ~3 %obs/m over 27 min, CO +4 mg/m3, heat +3 degC (each
+    far under its own alarm level): a critical fire, the message says why."""
+    ref, by = _fire_zone()
+    start, grow = 3 * 3600.0, 1620.0
+    normal = {"temperature": 30.0, "smoke": 0.2, "co": 5.0}
+    gain = {"temperature": 3.0, "smoke": 2.8, "co": 4.0}
+
+    def values(hazard: str, t: float) -> float:
+        x = max(0.0, (t - start) / grow)
+        shape = (math.exp(2 * min(x, 1.0)) - 1) / (math.e**2 - 1)
+        return normal[hazard] + _noise(t, hazard) + gain[hazard] * shape
+
+    fire = _zone_run(ref, by, values, int(start + 1800))
+    assert len(fire) == 1 and fire[0].severity is Severity.CRITICAL
+    assert "smouldering" in fire[0].message
+    assert 0 < (fire[0].ts - T0).total_seconds() - start <= 900
+
+
+def test_welding_smoke_and_forklift_co_alone_stay_quiet() -> None:
+    """Welding runs lift smoke by ~1 %obs/m for 1-4 min, forklifts CO by ~8 mg/m3 for a
+    minute, both many times an hour, over 6 h: no fire."""
+    ref, by = _fire_zone()
+
+    def values(hazard: str, t: float) -> float:
+        base = {"temperature": 30.0, "smoke": 0.2, "co": 5.0}[hazard] + _noise(t, hazard)
+        if hazard == "smoke" and (t % 900) < 60 * (1 + int(t // 900) % 4):
+            base += 1.0  # a welding run of 1-4 min every 15 min
+        if hazard == "co" and (t % 420) < 60:
+            base += 8.0  # a forklift every 7 min
+        return base
+
+    assert _zone_run(ref, by, values, 6 * 3600) == []
+
+
+def test_smoke_creeping_alone_is_not_a_smouldering_fire() -> None:
+    """Convergence: smoke creeping up while CO and heat stay flat is not called a fire
+    (it is left to the smoke sensor's own levels and the models)."""
+    ref, by = _fire_zone()
+    start = 3 * 3600.0
+
+    def values(hazard: str, t: float) -> float:
+        base = {"temperature": 30.0, "smoke": 0.2, "co": 5.0}[hazard] + _noise(t, hazard)
+        if hazard == "smoke" and t > start:
+            base += min(2.5, (t - start) / 600.0)
+        return base
+
+    assert _zone_run(ref, by, values, int(start + 1800)) == []
