@@ -682,7 +682,7 @@ class Detector:
         if st.hazard != "smoke":
             rise = f.smoulder_co_rise if st.hazard == "co" else f.smoulder_heat_rise
             st.creep.update(t, value, rise, 0.0)
-            if st.creep.rising(t, rise):
+            if st.creep.rising(rise):
                 zone.rising[st.sensor_id] = t
             return ""
         creeping = st.creep.update(t, value, f.smoulder_smoke_rise, f.smoulder_smoke_step)
