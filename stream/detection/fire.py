@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from itertools import pairwise
 
 from core.alarms import Severity
 from core.limits import FireSettings
@@ -79,14 +80,12 @@ class HeatState:
 class Creep:
     """Is a signal creeping up, as a smouldering fire makes smoke, CO and heat do?
 
-    Event time in 2-minute buckets; the last four (the newest still filling, with at
-    least 3 readings), oldest first: it creeps when each mean is higher than the one
-    before (by ``step``, no step more than 60 % of the whole rise), and the newest
-    stands ``min_rise`` above the signal's own normal level. A welding run or a
-    forklift's pass lifts a level in a step and holds it or falls back; a
-    smouldering fire keeps growing. The normal level is an exponential average
-    (``tau_s``) of the readings that are not well above it, so a creeping signal
-    never becomes normal. Constant work per reading: running sums per bucket.
+    The last 8 minutes in four 2-minute means, oldest first: it creeps when each
+    is higher than the one before (by ``step``, no step more than 60 % of the whole
+    rise), and the newest stands ``min_rise`` above the signal's own normal level. A welding run or a forklift's pass lifts a
+    level in a step and holds it or falls back; a smouldering fire keeps growing.
+    The normal level is an exponential average (``tau_s``) of the readings that are
+    not well above it, so a creeping signal never becomes normal.
 
     >>> c = Creep()
     >>> quiet = [c.update(float(t), 0.2 + 0.01 * (t % 3), 0.3, 0.02) for t in range(0, 3600, 10)]
@@ -94,68 +93,83 @@ class Creep:
     False
     >>> growing = [c.update(3600.0 + t, 0.2 + 0.0015 * t, 0.3, 0.02) for t in range(0, 900, 10)]
     >>> growing.index(True) * 10 // 60   # minutes after it began to grow
-    4
+    5
     >>> after = [c.update(4500.0 + t, 0.2, 0.3, 0.02) for t in range(0, 180, 10)]
-    >>> after[-1]   # back to normal: the newest mean falls
+    >>> after[-1]   # back to normal: within two minutes the newest mean falls
     False
     >>> c.update(5000.0, 1.5, 0.3, 0.02)   # one jump is not creeping
     False
     """
 
-    __slots__ = ("_buckets", "_last_t", "baseline", "deviation", "tau_s")
+    __slots__ = ("_creeps", "_means", "_next_t", "_pts", "baseline", "deviation", "tau_s")
 
-    BUCKET_S = 120.0
+    #: The 2-minute means are worked out again at most this often (event time, s):
+    #: a pass over 8 minutes of readings for every reading would cost the rules a third
+    #: of their speed, for an answer that moves on the scale of minutes.
+    EVERY_S = 30.0
 
     def __init__(self, tau_s: float = 3600.0) -> None:
         self.tau_s = tau_s
         self.baseline: float | None = None
         self.deviation = 0.0
-        self._last_t: float | None = None
-        self._buckets: deque[list[float]] = deque()  # [index, sum, count], oldest first
+        self._pts: deque[tuple[float, float]] = deque()
+        self._means: list[float] | None = None
+        self._creeps = False
+        self._next_t = -math.inf
 
-    def means(self) -> list[float] | None:
-        """The four newest 2-minute means, oldest first (None: a gap or too few)."""
-        b = self._buckets
-        if len(b) < 4 or b[-1][0] - b[-4][0] != 3 or b[-1][2] < 3:
+    def means(self, t: float) -> list[float] | None:
+        """The four 2-minute means of the last 8 minutes, oldest first (None: a gap)."""
+        sums = [0.0, 0.0, 0.0, 0.0]
+        counts = [0, 0, 0, 0]
+        for at, v in self._pts:
+            k = int((t - at) // 120.0)
+            if 0 <= k < 4:
+                sums[3 - k] += v
+                counts[3 - k] += 1
+        if not all(counts):
             return None
-        return [b[k][1] / b[k][2] for k in (-4, -3, -2, -1)]
+        return [s / n for s, n in zip(sums, counts, strict=True)]
 
     def update(self, t: float, value: float, min_rise: float, step: float) -> bool:
-        index = float(t // self.BUCKET_S)
-        b = self._buckets
-        if b and b[-1][0] == index:
-            b[-1][1] += value
-            b[-1][2] += 1
-        elif not b or index > b[-1][0]:
-            b.append([index, value, 1.0])
-            while len(b) > 4:
-                b.popleft()
-        last_t, self._last_t = self._last_t, t
+        pts = self._pts
+        last_t = pts[-1][0] if pts else None
+        pts.append((t, value))
+        while pts and pts[0][0] <= t - 480.0:
+            pts.popleft()
         if self.baseline is None:
             self.baseline = value
             return False
-        quiet = value <= self.baseline + max(0.5 * min_rise, 3.0 * self.deviation)
-        if last_t is not None and t > last_t and quiet:
-            alpha = 1.0 - math.exp(-(t - last_t) / self.tau_s)
-            self.deviation += alpha * (abs(value - self.baseline) - self.deviation)
-            self.baseline += alpha * (value - self.baseline)
-        m = self.means()
+        if (
+            value <= self.baseline + max(0.5 * min_rise, 3.0 * self.deviation)
+            and last_t is not None
+        ):
+            dt = t - last_t
+            if dt > 0:
+                alpha = 1.0 - math.exp(-dt / self.tau_s)
+                self.deviation += alpha * (abs(value - self.baseline) - self.deviation)
+                self.baseline += alpha * (value - self.baseline)
+        if t < self._next_t:
+            return self._creeps
+        self._next_t = t + self.EVERY_S
+        m = self._means = self.means(t)
         if m is None:
+            self._creeps = False
             return False
-        steps = [m[1] - m[0], m[2] - m[1], m[3] - m[2]]
+        steps = [b - a for a, b in pairwise(m)]
         # Growing all along, not in one jump (a welding run starting lifts one mean).
-        growing = min(steps) >= step and max(steps) <= 0.6 * (m[3] - m[0])
-        return growing and m[3] - self.baseline >= min_rise
+        growing = min(steps) >= step and max(steps) <= 0.6 * (m[-1] - m[0])
+        self._creeps = growing and m[-1] - self.baseline >= min_rise
+        return self._creeps
 
     def rising(self, min_rise: float) -> bool:
         """Weaker: the newest 2-minute mean above the oldest, and ``min_rise`` above the
-        normal level."""
-        m = self.means()
+        normal level (as of the last time the means were worked out)."""
+        m = self._means
         return (
             m is not None
             and self.baseline is not None
-            and m[3] > m[0]
-            and m[3] - self.baseline >= min_rise
+            and m[-1] > m[0]
+            and m[-1] - self.baseline >= min_rise
         )
 
 
