@@ -429,7 +429,6 @@ class _Series:
 def _normal(
     rng: np.random.Generator,
     s: PlantSensor,
-    zone: PlantZone,
     seconds: float,
     act_m: np.ndarray,
     outdoor_m: np.ndarray,
@@ -482,7 +481,6 @@ def _normal(
         elif s.role == "forklift":
             v = v + _blips(rng, act_m, 4.0, (1, 2))[m] * rng.uniform(4.0, 11.0)
         v = np.clip(v, 0, None)
-    del zone
     return _Series(s, t, v, np.ones(n, dtype=bool))
 
 
@@ -790,7 +788,7 @@ def generate_plant(
             vent = _ventilation(rng, minutes)
             latent = _ar1(rng, minutes, tau=20.0, sigma=0.12)
             for s in zone.sensors:
-                se = _normal(rng, s, zone, days * 86400.0, act[ent.id], outdoor, vent, latent)
+                se = _normal(rng, s, days * 86400.0, act[ent.id], outdoor, vent, latent)
                 if s.hazard != "o2":
                     se.v = _below(
                         se.v, 0.9 * set_points[s.hazard] if s.hazard in set_points else None

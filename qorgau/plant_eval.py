@@ -34,7 +34,9 @@ from typing import Any
 
 import orjson
 
+from core.catalogue import Catalogue
 from core.errors import QorgauError
+from core.limits import Limits
 from core.settings import Settings
 
 __all__ = ["ClassScore", "PlantScore", "add_parser", "score_plant"]
@@ -270,17 +272,23 @@ def _plant_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sensors", type=int, default=70, help="about this many sensors")
 
 
-def _make_plant(settings: Settings, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+def _data_files(settings: Settings) -> tuple[Catalogue, Limits]:
     from core.catalogue import load_catalogue
     from core.limits import load_limits
+
+    catalogue = load_catalogue(settings.catalogue_path)
+    return catalogue, load_limits(settings.limits_path, catalogue)
+
+
+def _make_plant(
+    args: argparse.Namespace, catalogue: Catalogue, limits: Limits, out: Path
+) -> dict[str, Any]:
     from edge.plant import generate_plant, write_plant
 
     if not 1 <= args.days <= 60:
         raise QorgauError("--days must be between 1 and 60")
     if not 5 <= args.sensors <= 5000:
         raise QorgauError("--sensors must be between 5 and 5000")
-    catalogue = load_catalogue(settings.catalogue_path)
-    limits = load_limits(settings.limits_path, catalogue)
     plant, series = generate_plant(args.seed, args.days, catalogue, limits, sensors=args.sensors)
     return write_plant(plant, series, catalogue, out)
 
@@ -288,7 +296,7 @@ def _make_plant(settings: Settings, args: argparse.Namespace, out: Path) -> dict
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     if args.eval_command == "plant":
         out = Path(args.output)
-        labels = _make_plant(settings, args, out)
+        labels = _make_plant(args, *_data_files(settings), out)
         print(
             f"plant seed {labels['seed']}: {labels['sensors']} sensors, {labels['days']} days,"
             f" {labels['readings']:,} readings, {len(labels['incidents'])} incidents -> {out}/"
@@ -305,10 +313,11 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
         score = score_plant(labels, _read_alerts(Path(args.alerts)))
         _show(score, as_json=args.json)
         return 0
+    catalogue, limits = _data_files(settings)
     with tempfile.TemporaryDirectory(prefix="qorgau-plant-") as tmp:
         folder = Path(args.keep) if args.keep else Path(tmp)
-        labels = _make_plant(settings, args, folder)
-        rate = _replay(settings, folder, models=not args.no_models)
+        labels = _make_plant(args, catalogue, limits, folder)
+        rate = _replay(settings, catalogue, limits, folder, models=not args.no_models)
         score = score_plant(labels, _read_alerts(folder / "alerts.jsonl"))
         score.readings_per_s = rate
         _show(score, as_json=args.json)
@@ -322,16 +331,14 @@ def _show(score: PlantScore, *, as_json: bool) -> None:
         print_score(score)
 
 
-def _replay(settings: Settings, folder: Path, *, models: bool) -> float:
+def _replay(
+    settings: Settings, catalogue: Catalogue, limits: Limits, folder: Path, *, models: bool
+) -> float:
     """``qorgau replay`` over the plant, in this process; readings/s."""
-    from core.catalogue import load_catalogue
-    from core.limits import load_limits
     from core.reference import load_reference
     from stream.detection.detector import Detector
     from stream.replay import replay
 
-    catalogue = load_catalogue(settings.catalogue_path)
-    limits = load_limits(settings.limits_path, catalogue)
     reference = load_reference(catalogue, folder / "enterprises.toml")
     detector = Detector(catalogue, limits, reference)
     bank = None

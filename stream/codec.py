@@ -155,13 +155,10 @@ def _check_item(item: Any, sensor_id: str, where: str) -> _Checked:
     value = item.get("value")
     seq = item.get("seq")
     _check_hazard_unit(hazard, unit, where)
-    if type(value) is not float and (
-        isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**63
-    ):
-        raise InvalidReading(
-            "bad_value", f"{where}.value must be a finite number, got {_clip(repr(value), 40)}"
-        )
-    if not math.isfinite(value):
+    if (
+        type(value) is not float
+        and (isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**63)
+    ) or not math.isfinite(value):
         raise InvalidReading(
             "bad_value", f"{where}.value must be a finite number, got {_clip(repr(value), 40)}"
         )

@@ -96,7 +96,7 @@ class _Sensor:
     stuck_value: float | None = None
     stuck_since: float = 0.0
     stuck_count: int = 0
-    run_max_s: float = 0.0  # the longest run of one value it has shown, normal ones only
+    run_max_s: float = 0.0  # the longest run of one value it has shown (clean air aside)
     runs: int = 0  # runs of one value that ended (learnt from)
     low: float = math.inf  # the lowest plausible value it has reported (a gas: clean air)
     heat: HeatState | None = None
@@ -496,27 +496,22 @@ class Detector:
             st.stuck_value, st.stuck_count = None, 0
         elif not late:
             prior = self.limits.health.stuck_after_s.get(st.hazard, 0.0)
-            limit = self._stuck_limit(st, prior)
             if r.value == st.stuck_value:
                 st.stuck_count += 1
             else:
                 # A run that ended is learnt (one that was reported too: a sensor that
                 # moves on by itself was not broken), unless it was clean air.
-                held = t - st.stuck_since
-                gas = st.hazard in _GASES
-                clean = gas and st.stuck_value is not None and st.stuck_value <= max(st.low, 0.0)
-                if st.stuck_value is not None and not clean:
-                    st.run_max_s = max(st.run_max_s, held)
+                if st.stuck_value is not None and not self._clean_air(st, st.stuck_value):
+                    st.run_max_s = max(st.run_max_s, t - st.stuck_since)
                     st.runs += 1
                 st.stuck_value, st.stuck_since, st.stuck_count = r.value, t, 1
-            # A gas sensor in clean air reads a flat zero, or the lowest step it ever shows.
-            ignorable = st.hazard in _GASES and r.value <= max(st.low, 0.0)
+            ignorable = self._clean_air(st, r.value)
             st.low = min(st.low, r.value)
             if (
                 prior > 0
                 and not ignorable
                 and st.stuck_count >= _STUCK_MIN_READINGS
-                and t - st.stuck_since >= limit
+                and t - st.stuck_since >= self._stuck_limit(st, prior)
             ):
                 usual = (
                     f"; its longest normal run is {st.run_max_s / 60:.0f} min"
@@ -533,6 +528,11 @@ class Detector:
         if action is AlertAction.CLEAR:
             problem = f"{r.sensor_id}: readings plausible again"
         return self._event(action, st, AlertKind.SENSOR_FAULT, fault, r.ts, r.value, problem or "")
+
+    @staticmethod
+    def _clean_air(st: _Sensor, value: float) -> bool:
+        """A gas sensor in clean air reads a flat zero, or the lowest step it ever shows."""
+        return st.hazard in _GASES and value <= max(st.low, 0.0)
 
     @staticmethod
     def _stuck_limit(st: _Sensor, prior: float) -> float:
@@ -686,8 +686,10 @@ class Detector:
                 zone.rising[st.sensor_id] = t
             return ""
         creeping = st.creep.update(t, value, f.smoulder_smoke_rise, f.smoulder_smoke_step)
-        with_it = sorted(sid for sid, at in zone.rising.items() if at >= t - 120.0)
-        if not (creeping and with_it):
+        with_it = (
+            sorted(sid for sid, at in zone.rising.items() if at >= t - 120.0) if creeping else []
+        )
+        if not with_it:
             zone.creeping_since.pop(st.sensor_id, None)
             return ""
         since = zone.creeping_since.setdefault(st.sensor_id, t)
@@ -696,7 +698,7 @@ class Detector:
         base = st.creep.baseline if st.creep.baseline is not None else value
         return (
             f"smouldering: smoke {value:.2f} %obs/m, creeping up from its normal"
-            f" {base:.2f} for 8 min, with {', '.join(with_it)} rising too"
+            f" {base:.2f} over the last 8 min, with {', '.join(with_it)} rising too"
         )
 
     # --- exposures ----------------------------------------------------------------------

@@ -82,8 +82,9 @@ class Creep:
 
     The last 8 minutes in four 2-minute means, oldest first: it creeps when each
     is higher than the one before (by ``step``, no step more than 60 % of the whole
-    rise), and the newest stands ``min_rise`` above the signal's own normal level. A welding run or a forklift's pass lifts a
-    level in a step and holds it or falls back; a smouldering fire keeps growing.
+    rise), and the newest stands ``min_rise`` above the signal's own normal level.
+    A welding run or a forklift's pass lifts a level in a step and holds it or
+    falls back; a smouldering fire keeps growing.
     The normal level is an exponential average (``tau_s``) of the readings that are
     not well above it, so a creeping signal never becomes normal.
 
