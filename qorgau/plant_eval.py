@@ -126,6 +126,34 @@ def _ts(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+_ALERT_FIELDS = ("ts", "sensor_id", "kind")
+_LABEL_FIELDS = ("seed", "days", "sensors", "sensor_days", "zones", "incidents")
+_INCIDENT_FIELDS = ("id", "kind", "zone_id", "sensors", "start", "end", "deadline_s", "expect")
+
+
+def _read_labels(folder: Path) -> dict[str, Any]:
+    """``labels.json`` of a plant, with every field the score needs, or a clear error."""
+    where = folder / "labels.json"
+    try:
+        labels = orjson.loads(where.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise QorgauError(f"{where}: {exc}") from None
+    from edge.plant import INCIDENT_CLASSES
+
+    if not isinstance(labels, dict) or any(k not in labels for k in _LABEL_FIELDS):
+        raise QorgauError(
+            f"{where}: not what qorgau eval plant writes ({', '.join(_LABEL_FIELDS)})"
+        )
+    if not isinstance(labels["incidents"], list) or not isinstance(labels["zones"], dict):
+        raise QorgauError(f"{where}: incidents must be a list and zones an object")
+    for n, inc in enumerate(labels["incidents"]):
+        if not isinstance(inc, dict) or any(k not in inc for k in _INCIDENT_FIELDS):
+            raise QorgauError(f"{where}: incident {n} lacks one of {', '.join(_INCIDENT_FIELDS)}")
+        if inc["kind"] not in INCIDENT_CLASSES:
+            raise QorgauError(f"{where}: incident {n}: unknown class {inc['kind']!r:.40}")
+    return labels
+
+
 def _read_alerts(path: Path) -> list[dict[str, Any]]:
     alerts = []
     try:
@@ -138,6 +166,11 @@ def _read_alerts(path: Path) -> list[dict[str, Any]]:
                 continue
             try:
                 doc = orjson.loads(raw)
+                if not isinstance(doc, dict):
+                    raise ValueError("a line must be a JSON object")
+                missing = [k for k in _ALERT_FIELDS if not isinstance(doc.get(k), str)]
+                if missing:
+                    raise ValueError(f"no {', '.join(missing)}")
                 alerts.append({**doc, "_t": _ts(doc["ts"])})
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise QorgauError(
@@ -305,11 +338,7 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 0
     if args.eval_command == "score":
-        folder = Path(args.plant)
-        try:
-            labels = orjson.loads((folder / "labels.json").read_bytes())
-        except (OSError, orjson.JSONDecodeError) as exc:
-            raise QorgauError(f"{folder}/labels.json: {exc}") from None
+        labels = _read_labels(Path(args.plant))
         score = score_plant(labels, _read_alerts(Path(args.alerts)))
         _show(score, as_json=args.json)
         return 0

@@ -129,3 +129,43 @@ def test_eval_run_end_to_end_the_rules_catch_the_acute_classes(tmp_path: Path) -
         check=False,
     )
     assert bad.returncode != 0 and "nope" in bad.stderr
+
+
+def test_eval_score_refuses_hostile_files_with_a_clear_error(tmp_path: Path) -> None:
+    """Labels or alerts that are not what qorgau wrote: a one-line error, no traceback."""
+    plant = tmp_path / "plant"
+    plant.mkdir()
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_text('{"ts": "2026-03-02T10:00:00Z", "sensor_id": "CO", "kind": "fire"}\n')
+
+    def score() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "qorgau", "eval", "score", str(plant), str(alerts)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    for labels in ('{"seed": 1}', "[]", '{"x": 1', None):
+        if labels is not None:
+            (plant / "labels.json").write_text(labels)
+        out = score()
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+        assert "labels.json" in out.stderr
+    bad_incident = {**_labels(), "incidents": [{"id": "I1", "kind": "gossip"}]}
+    (plant / "labels.json").write_bytes(orjson.dumps(bad_incident))
+    out = score()
+    assert out.returncode == 1 and "incident 0" in out.stderr, out.stderr
+    (plant / "labels.json").write_bytes(orjson.dumps(_labels()))
+    assert score().returncode == 0
+    for line in (
+        '{"ts": "2026-03-02T10:00:00Z", "kind": "fire"}',
+        '{"ts": 5, "sensor_id": "CO", "kind": "x"}',
+        "[1]",
+        "\x00",
+    ):
+        alerts.write_text(line + "\n")
+        out = score()
+        assert out.returncode == 1 and "Traceback" not in out.stderr, (line, out.stderr)
+        assert "alerts.jsonl:1" in out.stderr
