@@ -270,7 +270,7 @@ def _zone(
             scale = float(rng.uniform(0.7, 1.3))
             base, idle = base * scale, idle * scale
         if hazard == "noise":
-            base = min(base, 79.0)
+            base = min(base, 77.0)  # a busy shop, not a TWA breach by itself
         coarse = hazard in _COARSE and rng.random() < 0.3
         resolution = _COARSE[hazard] if coarse else _FINE[hazard]
         unit = catalogue[hazard].unit
@@ -551,6 +551,7 @@ def _inject(
         duration: float,
         *,
         working: bool | None = None,
+        throughout: bool = False,
         zone_has: frozenset[str] = frozenset(),
         tries: int = 400,
     ) -> tuple[PlantZone, list[PlantSensor], float] | None:
@@ -562,8 +563,13 @@ def _inject(
             # Leave the first 6 h for the models to learn the plant.
             a = float(rng.uniform(6 * 3600, seconds - duration - 600))
             if working is not None:
-                busy_now = act[zone.enterprise_id][int(a // 60)] > 0.4
-                if busy_now != working:
+                level = act[zone.enterprise_id]
+                if throughout:  # busy (or idle) for the whole span and well before it
+                    before = 30 if working else 60  # minutes: not a shift starting or ending
+                    span = level[max(0, int(a // 60) - before) : int((a + duration) // 60) + 1]
+                    if not ((span > 0.4).all() if working else (span < 0.05).all()):
+                        continue
+                elif (level[int(a // 60)] > 0.4) != working:
                     continue
             if free(zone.id, a, a + duration):
                 return zone, have, a
@@ -726,7 +732,7 @@ def _inject(
             label("stale", zone, [s], a, b)
         # Subtle departure: night at day level for an hour, or vibration doubled.
         if rng.random() < 0.5:
-            got = pick({"co", "h2s", "so2", "dust", "nh3"}, 3600, working=False)
+            got = pick({"co", "h2s", "so2", "dust", "nh3"}, 3600, working=False, throughout=True)
             if got:
                 zone, have, a = got
                 s = have[int(rng.integers(len(have)))]
@@ -736,7 +742,7 @@ def _inject(
                 se.v = np.where(w, se.v - s.idle + day_level, se.v)
                 label("subtle_departure", zone, [s], a, a + 3600, "night at day level")
         else:
-            got = pick({"vibration"}, 3600, working=True)
+            got = pick({"vibration"}, 3600, working=True, throughout=True)
             if got:
                 zone, have, a = got
                 s = have[0]
