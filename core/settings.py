@@ -166,7 +166,13 @@ class Settings(BaseSettings):
     models: bool = Field(
         default=True, description="run the online anomaly models after the safety rules"
     )
-    model_detector: str = Field(default="default", description="online model (see online_ml)")
+    model_detector: str = Field(default="departure", description="online model (see online_ml)")
+    model_budget: float = Field(
+        default=1.0,
+        gt=0,
+        le=1000,
+        description="anomaly alerts a sensor may raise per 100 days of normal operation",
+    )
     model_warmup: int = Field(
         default=1000, ge=0, description="readings of a sensor before its model may alert"
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 from online_ml.base import AnomalyDetector, Explanation
 from online_ml.context import ContextDetector
+from online_ml.departure import DepartureDetector
 from online_ml.drift import BaselineDrift
 from online_ml.ensemble import Maximum
 from online_ml.ewm import EWMDetector
@@ -28,6 +29,7 @@ __all__ = [
     "AnomalyLikelihood",
     "BaselineDrift",
     "ContextDetector",
+    "DepartureDetector",
     "EWMDetector",
     "Explanation",
     "KNNDetector",
@@ -84,11 +86,18 @@ def level_context_pattern(
 
 #: Score at or above which each detector's output is a flag (an onset filter's
 #: scores are rises above the recent maximum, hence smaller).
-ALERT_THRESHOLDS: dict[str, float] = {"context": 0.5, "default": 0.2, "ewm": 0.5, "knn": 0.5}
+ALERT_THRESHOLDS: dict[str, float] = {
+    "context": 0.5,
+    "default": 0.2,
+    "departure": 0.5,
+    "ewm": 0.5,
+    "knn": 0.5,
+}
 
 DETECTORS: dict[str, Callable[..., AnomalyDetector]] = {
     "context": ContextDetector,
     "default": level_context_pattern,
+    "departure": DepartureDetector,
     "ewm": EWMDetector,
     "knn": KNNDetector,
 }
@@ -99,7 +108,9 @@ def make_stream_model(name: str, warmup: int, **params: Any) -> LearningGuard:
     learning from what it flags (the default detector latches itself; the others
     are guarded at their alert threshold, learning a lasting change after ``ADAPT_AFTER``)."""
     det = make_detector(name, **params)
-    latches = isinstance(det, OnsetFilter) and det.flag_at is not None
+    latches = isinstance(det, DepartureDetector) or (
+        isinstance(det, OnsetFilter) and det.flag_at is not None
+    )
     threshold = math.inf if latches else ALERT_THRESHOLDS.get(name, 0.5)
     return LearningGuard(det, warmup=warmup, threshold=threshold, adapt_after=ADAPT_AFTER)
 

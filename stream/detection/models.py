@@ -34,6 +34,7 @@ window scoring at or above the alert threshold, with its explanation.
 
 from __future__ import annotations
 
+import math
 import pickle
 import zlib
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ from core.limits import Limits
 from core.reference import ReferenceData
 from core.settings import Settings
 from core.types import Reading
-from online_ml import ALERT_THRESHOLDS, LearningGuard, make_stream_model
+from online_ml import ALERT_THRESHOLDS, DepartureDetector, LearningGuard, make_stream_model
 from online_ml.base import Explanation
 from online_ml.drift import BaselineDrift
 from online_ml.fire_risk import ZoneFireRisk
@@ -62,26 +63,41 @@ log = structlog.get_logger(__name__)
 
 DRIFT_HAZARDS = frozenset({"co", "h2s", "no2", "so2", "nh3", "cl2", "ch4", "smoke"})
 _FIRE_HAZARDS = frozenset({"temperature", "smoke", "co"})
+# The direction in which a departure is a danger (the rest: up).
+_DANGER = {"o2": "down", "humidity": "both"}
+# Microclimate follows the weather and the work across a whole site; its limits and the
+# fire rules judge it. Its model runs (its movement tells its zone's other sensors how
+# the work moves) but opens no anomaly alert of its own.
+_NO_ANOMALY = frozenset({"temperature", "humidity"})
+# Levels whose noise grows with them (emissions diluted, vibration): judged on a log scale.
+_LOG_HAZARDS = frozenset(
+    {"co", "h2s", "no2", "so2", "nh3", "cl2", "ch4", "dust", "smoke", "vibration"}
+)
+_TOGETHER_S = 900.0  # sensors departing within this long of each other move together
+_MOVEMENT_S = 180.0  # a neighbour's movement older than this is not used
+_MOVING = 2.0  # a sensor moving by this many of its usual movements is moving
 _RESET_AFTER_ERRORS = 20  # consecutive failures of one model before it starts afresh
-_STATE_VERSION = 1
+_STATE_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
 class ModelSettings:
-    detector: str = "default"
+    detector: str = "departure"
     params: dict[str, Any] = field(default_factory=dict)
+    budget: float = 1.0  # model alerts per sensor per 100 days of normal operation
     threshold: float | None = None  # None: the detector's own alert threshold
     warmup: int = 1000  # model inputs (windows) of a sensor before its model may alert
     resolution_s: float = 10.0  # the model sees one mean per window this long (0: every reading)
     clear_hold_s: float = 300.0  # unflagged event time before an anomaly alert clears
     drift: bool = True
-    drift_fraction: float = 0.1  # drift worth an alert: this share of the lowest limit
+    drift_fraction: float = 0.2  # drift worth an alert: this share of the lowest limit
     fire_risk: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelSettings:
         return cls(
             detector=settings.model_detector,
+            budget=settings.model_budget,
             threshold=settings.model_threshold,
             warmup=settings.model_warmup,
             resolution_s=settings.model_resolution_s,
@@ -153,6 +169,14 @@ class _Zone:
     scores: _MinuteBest = field(default_factory=_MinuteBest)
 
 
+def _median(xs: list[float]) -> float | None:
+    if not xs:
+        return None
+    xs.sort()
+    k = len(xs)
+    return xs[k // 2] if k % 2 else 0.5 * (xs[k // 2 - 1] + xs[k // 2])
+
+
 class ModelBank:
     """Per-sensor online models over any number of sensors (see the module docs)."""
 
@@ -172,6 +196,10 @@ class ModelBank:
         self._zones: dict[str, _Zone] = {}
         self._scores: list[ScoreRecord] = []
         self._zone_of: dict[str, str] = {}
+        # Per zone and per enterprise: when each sensor last departed (see _moves_with_others).
+        self._peers: dict[str, dict[str, tuple[float, float]]] = {}
+        # Per zone: each sensor's latest movement (time, z), for its neighbours' models.
+        self._movement: dict[str, dict[str, tuple[float, float, float | None]]] = {}
         if reference is not None:
             for ent in reference.enterprises:
                 for zone in ent.zones:
@@ -183,18 +211,34 @@ class ModelBank:
             raise ConfigError(f"online models: {exc}") from None
 
     # --- state ---------------------------------------------------------------------
-    def _new_model(self) -> LearningGuard:
+    def _new_model(self, hazard: str) -> LearningGuard:
         s = self.settings
-        return make_stream_model(s.detector, s.warmup, **s.params)
+        params = dict(s.params)
+        warmup = s.warmup
+        if s.detector == "departure":
+            params.setdefault("direction", _DANGER.get(hazard, "up"))  # which way is danger
+            params.setdefault("budget", s.budget)
+            lowest = self._lowest_limit(hazard)
+            if hazard in _LOG_HAZARDS:  # below 1 % of the lowest limit, ratios do not matter
+                params.setdefault("log_floor", 0.01 * lowest if lowest else 0.01)
+            # It keeps its own warm-up, in hours of event time (windows would make a
+            # sensor reporting every minute wait six times longer than one every 10 s).
+            params.setdefault("warmup_hours", max(1, round(s.warmup * s.resolution_s / 3600)))
+            warmup = 0
+        return make_stream_model(s.detector, warmup, **params)
 
-    def _drift_shift(self, hazard: str) -> float | None:
-        """The smallest baseline drift worth an alert: a share of the hazard's lowest limit."""
+    def _lowest_limit(self, hazard: str) -> float | None:
         limits = [
             x for rule in self.limits.rules(hazard) for x in (rule.warning, rule.critical) if x
         ]
         if hazard == "smoke":
             limits.append(self.limits.fire.smoke_warning)
-        return self.settings.drift_fraction * min(limits) if limits else None
+        return min(limits) if limits else None
+
+    def _drift_shift(self, hazard: str) -> float | None:
+        """The smallest baseline drift worth an alert: a share of the hazard's lowest limit."""
+        lowest = self._lowest_limit(hazard)
+        return self.settings.drift_fraction * lowest if lowest else None
 
     def _sensor(self, r: Reading) -> _SensorModel:
         sm = self._sensors.get(r.sensor_id)
@@ -206,12 +250,12 @@ class ModelBank:
             enterprise_id=r.enterprise_id,
             hazard=r.hazard,
             zone_key=f"{r.enterprise_id}/{zone}",
-            model=self._new_model(),
+            model=self._new_model(r.hazard),
             alarm=AlarmState(self.settings.clear_hold_s),
         )
         shift = self._drift_shift(r.hazard) if r.hazard in DRIFT_HAZARDS else None
         if self.settings.drift and shift is not None:
-            sm.drift = BaselineDrift(min_shift=shift)
+            sm.drift = BaselineDrift.hourly(shift)
             sm.drift_alarm = AlarmState(0.0)
         self._sensors[r.sensor_id] = sm
         return sm
@@ -284,6 +328,14 @@ class ModelBank:
         """Score, then learn, one window's value; the anomaly alert changes it causes."""
         t = ts.timestamp()
         x = {"value": value, "t": t}
+        inner = sm.model.detector
+        departure = isinstance(inner, DepartureDetector)
+        if departure:
+            common, common_ctx = self._zone_movement(sm, t)
+            if common is not None:
+                x["common"] = common
+            if common_ctx is not None:
+                x["common_ctx"] = common_ctx
         try:
             score = sm.model.score_one(x)
             if not 0.0 <= score <= 1.0:  # NaN included
@@ -293,6 +345,16 @@ class ModelBank:
             best = sm.scores.beaten_by(minute, score)
             why = sm.model.explain(x) if flagged or best else None
             sm.model.learn_one(x)
+            if isinstance(inner, DepartureDetector):
+                if inner.z is not None:
+                    self._movement.setdefault(sm.zone_key, {})[sm.sensor_id] = (
+                        t,
+                        inner.z,
+                        inner.zc,
+                    )
+                if self._moves_with_others(sm, t, inner.z) and flagged:
+                    inner.absorb()  # the zone moves with it: a change of activity
+                    flagged = False
             holding = sm.model.flagging
         except Exception:
             self._failed(sm, ts, value)
@@ -305,7 +367,49 @@ class ModelBank:
                 self._scores.append(row)
             if best:
                 sm.scores.keep(minute, row, self._scores)
+        if sm.hazard in _NO_ANOMALY:
+            flagged = holding = False
         return self._anomaly(sm, ts, value, n, score, flagged and not covered, holding, why)
+
+    def _zone_movement(self, sm: _SensorModel, t: float) -> tuple[float | None, float | None]:
+        """The median movement, and the median level against the usual for the time, of
+        the zone's other sensors (each in its own spreads) in the last ``_MOVEMENT_S``;
+        None for a sensor alone in its zone (or whose neighbours' usual is not known)."""
+        zone = self._movement.get(sm.zone_key)
+        if not zone:
+            return None, None
+        since = t - _MOVEMENT_S
+        zs: list[float] = []
+        zcs: list[float] = []
+        for sid, (at, z, zc) in zone.items():
+            if at >= since and sid != sm.sensor_id:
+                zs.append(z)
+                if zc is not None:
+                    zcs.append(zc)
+        return _median(zs), _median(zcs)
+
+    def _moves_with_others(self, sm: _SensorModel, t: float, z: float | None) -> bool:
+        """Record whether ``sm`` is moving now (by ``_MOVING`` of its usual movements or
+        more, and which way); do most of its zone's other sensors (or a third of its
+        enterprise's) move the same way with it, within ``_TOGETHER_S``?
+
+        Sensors that move together are following the work (a shift starting on a kind
+        of day not seen before, a line switched on): that is for the limits to judge,
+        not an anomaly of one sensor."""
+        zone = self._peers.setdefault(sm.zone_key, {})
+        ent = self._peers.setdefault(sm.enterprise_id, {})
+        way = 0.0 if z is None or abs(z) < _MOVING else math.copysign(1.0, z)
+        if way or sm.sensor_id not in zone:
+            zone[sm.sensor_id] = ent[sm.sensor_id] = (t if way else -math.inf, way)
+        if not way:
+            return False
+        since = t - _TOGETHER_S
+        for peers, share, least in ((zone, 0.5, 1), (ent, 1 / 3, 3)):
+            others = len(peers) - 1
+            moving = sum(1 for at, w in peers.values() if at >= since and w == way) - 1
+            if others >= least and moving >= max(1.0, share * others):
+                return True
+        return False
 
     def _failed(self, sm: _SensorModel, ts: datetime, value: float) -> None:
         self.stats.errors += 1
@@ -319,7 +423,7 @@ class ModelBank:
         )
         if sm.failures >= _RESET_AFTER_ERRORS:
             log.error("online model reset after repeated failures", sensor=sm.sensor_id)
-            sm.model, sm.failures = self._new_model(), 0
+            sm.model, sm.failures = self._new_model(sm.hazard), 0
             self.stats.resets += 1
 
     # --- anomaly alerts ----------------------------------------------------------------
@@ -400,16 +504,18 @@ class ModelBank:
         if finding is not None and not alarm.is_open:
             action = alarm.update(Severity.WARNING, False, r.ts)
             sm.drift_reference = finding.baseline_before
-            days = (finding.t - finding.since_t) / 86400.0
+            hours = (finding.t - finding.since_t) / 3600.0
             message = (
-                f"{sm.sensor_id}: baseline drifted from {finding.baseline_before:.4g} to"
-                f" {finding.baseline_now:.4g} {unit} over {days:.1f} days"
-                f" ({finding.rate_per_day:+.3g} {unit}/day) — check the calibration"
+                f"{sm.sensor_id}: zero drifting — quiet level from {finding.baseline_before:.4g}"
+                f" to {finding.baseline_now:.4g} {unit} over {hours:.0f} h"
+                f" ({finding.rate_per_day / 24:+.3g} {unit}/h) — check the calibration"
             )
             details |= {
                 "baseline_before": finding.baseline_before,
                 "baseline_now": finding.baseline_now,
                 "rate_per_day": finding.rate_per_day,
+                "rate_per_hour": finding.rate_per_day / 24,
+                "size": finding.baseline_now - finding.baseline_before,
                 "since": datetime.fromtimestamp(finding.since_t, UTC).isoformat(),
             }
         elif alarm.is_open and sm.drift_reference is not None:
@@ -518,7 +624,8 @@ class ModelBank:
             )
             return False
         for sid, sm in state["sensors"].items():
-            sm.model.warmup = s.warmup
+            # A departure model keeps its own warm-up (see _new_model).
+            sm.model.warmup = 0 if isinstance(sm.model.detector, DepartureDetector) else s.warmup
             sm.alarm.clear_hold_s = s.clear_hold_s
             self._sensors[sid] = sm
         self._zones.update(state["zones"])

@@ -43,6 +43,11 @@ def test_clean_periodic_series_raises_nothing(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(DETECTORS))
 @pytest.mark.parametrize("anomaly", ["level_shift", "spike", "variance_change"])
 def test_injected_anomalies_are_flagged(name: str, anomaly: str) -> None:
+    if name == "departure" and anomaly != "level_shift":
+        pytest.skip(
+            "the budgeted model reports sustained departures towards danger only: a single"
+            " spike is for the limits, a wider spread at the same level is no danger"
+        )
     values = periodic(3000, 3)
     at = 2000
     if anomaly == "level_shift":

@@ -1,0 +1,601 @@
+"""A sustained departure towards danger, opened only when rarer than a stated budget.
+
+The stream's anomaly model. It answers one question an inspector can act on:
+*has this sensor been, for the last 20 minutes, further towards danger than
+its recent level — allowing for how the rest of its zone moved — and its
+usual level at this time of day allow, and how rare is that for this sensor?*
+
+Per sensor, in constant memory (a few hundred numbers):
+
+* **Minute means** of the inputs, and the mean of the last ``span`` (20) of
+  them: the *level now*. A blip (a forklift passing, a welding run) moves it
+  little; an hour at another level moves it fully. Levels whose noise grows
+  with them (gas, dust, vibration) are taken on a log scale (``log_floor``).
+* **Recent level**: the mean of the ``recent_min`` (60) minutes before the
+  span, of those learnt (a departure's minutes are not remembered). The level now
+  minus the recent level, in units of its own usual size, is the sensor's
+  *movement* ``z``.
+* **With its zone** (when the caller passes ``x["common"]``, the median
+  movement of the zone's other sensors, as `stream.detection.models.ModelBank`
+  does): sensors of a zone follow the same
+  work — a shift starting, a line switched on, the ventilation stepping — so
+  the part of ``z`` the zone explains (``beta * common``, ``beta`` learnt
+  online as a regression slope) is taken out, and what remains is judged in
+  units of its usual size (which grows with how much the zone moves: a fit
+  ``a + b |common|``). A night at day-shift level, or vibration doubled while
+  the rest of the workshop carries on as before, remains. Once a context slot
+  has been learnt on two earlier days, the level against its usual level for
+  the time, allowing for the zone's (``x["common_ctx"]``), is judged too.
+* **Alone** (no zone to compare with): the level now against both the recent
+  level and the **usual level by context** (48 slots: the local hour on
+  working days and on weekends, each an exponentially weighted mean and mean
+  absolute deviation, widened to how far a day usually is from the days
+  before): a change (two usual movements or more) is judged by how unusual the
+  level is for the time, anything else by the lesser surprise; the slot must
+  have been learnt on an earlier day: one sensor alone cannot tell its first shift start, or its
+  first Monday, from a departure.
+* The **departure** ``D`` is that remainder in spreads, in the direction of
+  danger (``up``, ``down`` or ``both``).
+* **Budget** (extreme-value calibration): what is judged is the *sustained*
+  departure ``S``, the least ``D`` of the last ``sustain`` (10) minutes — a
+  departure that lasts, not a spike. The largest ``S`` of each hour feeds a
+  Gumbel fit of hourly maxima (method of moments on exponentially weighted
+  mean and mean square, a fortnight's memory, blended with a prior of
+  ``calibration_prior = (location, scale, hours)`` while few hours are
+  known). ``S`` is flagged when an hourly maximum would reach it less often
+  than ``budget`` times per ``budget_days`` days (by default once in 100
+  days) and it is at least ``min_departure`` (4) spreads, after
+  ``warmup_hours``; a flag is held while ``D`` stays half-way there. Every hour
+  is calibrated on, departures included but cut at ``winsor`` (2) times the
+  threshold: a sensor that does something several times a day (a hot shop's
+  tapping) lifts its calibration until that is ordinary for it, while a
+  departure once in weeks barely moves a fortnight of hourly maxima.
+
+The score is the return period on a log scale, 0.5 at the budget:
+``log10(T) / (2 log10(T_budget))``, and below 0.5 until flagged. A
+departure half-way to the budget is not learnt by the references (a leak must
+not become the new normal), for at most ``adapt_after_min`` minutes, after
+which a lasting change is learnt. `explain` says what was expected, what was
+seen and how rare it is. State: a few hundred numbers (the span, the hour
+before it, 48 context slots, River's P² median of the movement).
+
+>>> import math
+>>> det = DepartureDetector()
+>>> def shop(i):  # every 10 s: a workshop busy 08-17 local (UTC+5), quiet at night
+...     hour = ((i * 10) / 3600 + 5) % 24
+...     return (3.0 if 8 <= hour < 17 else 1.0) + 0.1 * math.sin(i / 7)
+>>> for i in range(6 * 8640):  # six days
+...     x = {"value": shop(i), "t": 10.0 * i}
+...     _ = det.score_one(x); det.learn_one(x)
+>>> det.flagged
+False
+>>> for i in range(6 * 8640, 6 * 8640 + 360):  # 01:00-02:00 local at the day-shift level
+...     x = {"value": 3.0, "t": 10.0 * i}
+...     s = det.score_one(x); det.learn_one(x)
+>>> det.flagged, s >= 0.5
+(True, True)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from river import stats
+
+from online_ml.base import AnomalyDetector, Explanation
+
+__all__ = ["DepartureDetector"]
+
+_EULER = 0.5772156649015329
+_MAD = 1.2533  # mean absolute deviation -> standard deviation, normal distribution
+_MEDIAN_TO_MEAN = 0.7979 / 0.6745  # median absolute deviation -> mean absolute deviation
+_CHANGE = 2.0  # a movement this many usual movements: a change, for a sensor alone
+_SLOTS = 48
+
+
+@dataclass(slots=True)
+class _Judgement:
+    departure: float  # D, in spreads (towards danger)
+    level: float  # the level now, model scale
+    expected: float  # what the reference expected, model scale
+    spread: float  # one spread, model scale
+    reference: str  # the reference, in words
+
+
+class DepartureDetector(AnomalyDetector):
+    def __init__(
+        self,
+        direction: Literal["up", "down", "both"] = "up",
+        budget: float = 1.0,
+        budget_days: float = 100.0,
+        span: int = 20,
+        recent_min: int = 60,
+        context_alpha: float = 0.05,
+        min_departure: float = 4.0,
+        utc_offset_h: float = 5.0,
+        min_context: int = 20,
+        calibration_prior: tuple[float, float, int] = (1.6, 0.6, 6),
+        adapt_after_min: int = 240,
+        sustain: int = 10,
+        log_floor: float | None = None,
+        context_days: int = 2,
+        warmup_hours: int = 3,
+        winsor: float = 2.0,
+    ) -> None:
+        if direction not in ("up", "down", "both"):
+            raise ValueError("direction must be 'up', 'down' or 'both'")
+        if not budget > 0 or not budget_days > 0:
+            raise ValueError("the budget must be > 0")
+        if log_floor is not None and not log_floor > 0:
+            raise ValueError("log_floor must be > 0")
+        if span < 1 or sustain < 1:
+            raise ValueError("span and sustain must be >= 1")
+        self.direction = direction
+        self.budget = budget
+        self.budget_days = budget_days
+        self.span = span
+        self.recent_min = recent_min
+        self.context_alpha = context_alpha
+        self.min_departure = min_departure
+        self.utc_offset_s = utc_offset_h * 3600.0
+        self.min_context = min_context
+        self.calibration_prior = calibration_prior
+        self.adapt_after_min = adapt_after_min
+        self.sustain = sustain
+        self.log_floor = log_floor
+        self.context_days = context_days
+        self.warmup_hours = warmup_hours
+        self.winsor = winsor
+        # The minute being filled; the zone's movement last passed in it.
+        self._minute: int | None = None
+        self._m_sum = 0.0
+        self._m_n = 0
+        self._common: float | None = None
+        self._common_ctx: float | None = None
+        # The last `span` minute means (a ring).
+        self._ring: list[float] = []
+        self._ring_pos = 0
+        # Recent level and the usual size of the movement; the overall spread (a floor).
+        self._r_mean: float | None = None
+        # The minutes before the span (learnt ones only: a departure is not remembered).
+        self._past: list[float] = []
+        self._past_pos = 0
+        self._past_sum = 0.0
+        self._r_dev = 0.0
+        self._r_med = stats.Quantile(0.5)  # median |level now - recent level| (P²)
+        self._g_dev = 0.0
+        self._n = 0  # minutes learnt
+        self._high = -math.inf
+        self._low = math.inf
+        self._last_raw: float | None = None
+        self._step = math.inf  # the smallest change between two inputs (sensor unit)
+        # Movement against the zone's: slope (from E[z m] and E[m^2]) and residual size.
+        self._zm = 1.0
+        self._mm = 1.0
+        self._zn = 0
+        # E[1], E[|m|], E[m^2], E[|e|], E[|e| |m|] of the residual e against |m|: its
+        # size grows with how much the zone moves (a shift starting is explained less
+        # exactly than a quiet night).
+        self._e_fit = [1.0, 0.0, 0.0, 1.0, 0.0]
+        self.z: float | None = None  # the movement of the newest closed minute
+        # Level against its usual level at this time, against the zone's: the same.
+        self._czm = 1.0
+        self._cmm = 1.0
+        self._cn = 0
+        self._ec_fit = [1.0, 0.0, 0.0, 1.0, 0.0]
+        self.zc: float | None = None  # the level now against its context, in its spreads
+        # Context slots: mean, mean absolute deviation, minutes seen.
+        self._c_mean = [0.0] * _SLOTS
+        self._c_dev = [0.0] * _SLOTS
+        self._c_n = [0] * _SLOTS
+        self._c_days = [0] * _SLOTS  # distinct days it was learnt on
+        self._c_last = [-1] * _SLOTS  # the last of them (days since 1970)
+        self._p_dev = 0.0  # |level - the slot's mean from earlier days|, on average
+        self._p_n = 0
+        # Hourly maxima of D: the open hour's, and their EW mean and mean square.
+        self._hour: int | None = None
+        self._hour_max = 0.0
+        self._b_mean = 0.0
+        self._b_sq = 0.0
+        self._b_n = 0
+        # The judgement of the newest closed minute, and the latch.
+        self._now: _Judgement | None = None
+        self.flagged = False
+        self.suspicious = False  # half-way to the budget
+        self._streak = 0
+        self._d_recent: list[float] = []  # D of the last `sustain` minutes
+        self.sustained = 0.0  # the least of them
+        self._excused_until = -1  # minutes up to this one are explained elsewhere
+
+    # --- the interface -----------------------------------------------------------------
+    def score_one(self, x: dict[str, float]) -> float:
+        """The rarity of the departure of the newest closed minute (0.5 at the budget):
+        of the sustained departure (the least of the last ``sustain`` minutes) until
+        it is flagged, below 0.5 while it is not."""
+        if self._now is None:
+            return 0.0
+        if self.flagged:
+            return max(self._score(self._now.departure), 0.5)
+        return min(self._score(self.sustained), 0.499)
+
+    def learn_one(self, x: dict[str, float]) -> None:
+        t, raw = x["t"], x["value"]
+        last = self._last_raw
+        if last is not None and raw != last:  # the sensor's step: its smallest change seen
+            self._step = min(self._step, abs(raw - last))
+        self._last_raw = raw
+        v = self._y(raw)
+        minute = int(t // 60)
+        if self._minute is not None and minute != self._minute and self._m_n:
+            self._close(self._m_sum / self._m_n, self._minute)
+            self._m_sum, self._m_n = 0.0, 0
+            self._common = self._common_ctx = None
+        if self._minute is None or minute >= self._minute:
+            self._minute = minute
+        self._m_sum += v
+        self._m_n += 1
+        common = x.get("common")
+        if common is not None and math.isfinite(common):
+            self._common = common
+        common = x.get("common_ctx")
+        if common is not None and math.isfinite(common):
+            self._common_ctx = common
+
+    def explain(self, x: dict[str, float]) -> Explanation | None:
+        j = self._now
+        if j is None:
+            return None
+        half = 3.0 * _MAD * j.spread
+        rarity = self.return_period_days(j.departure)
+        if math.isinf(rarity):
+            rare = "never in its normal operation so far"
+        elif rarity >= 1:
+            rare = f"about once in {rarity:,.0f} days of its normal operation"
+        else:
+            rare = f"about {1 / rarity:.0f} times a day in its normal operation"
+        return Explanation(
+            f"{self.span}-min mean against {j.reference}"
+            f" ({j.departure:.1f} spreads {self._word()}; as far as this {rare};"
+            f" budget once in {self.budget_days / self.budget:g} days)",
+            self._unit(j.level),
+            self._unit(j.expected - half),
+            self._unit(j.expected + half),
+        )
+
+    @property
+    def flagging(self) -> bool:
+        return self.flagged
+
+    def absorb(self) -> None:
+        """The current departure is explained elsewhere (most of the zone moves with it,
+        e.g. a shift starting on a kind of day not seen before): not an anomaly, and
+        learnt for the next 15 minutes."""
+        if self._minute is not None:
+            self._excused_until = self._minute + 15
+        self.flagged = False
+        self._d_recent.clear()
+        self._streak = 0
+
+    # --- scales --------------------------------------------------------------------------
+    def _y(self, value: float) -> float:
+        """The model's scale: logarithmic for a level whose noise grows with it."""
+        floor = self.log_floor
+        if floor is None:
+            return value
+        return math.log((value if value > 0.0 else 0.0) + floor)
+
+    def _unit(self, y: float) -> float:
+        """Back from the model's scale to the sensor's unit."""
+        return y if self.log_floor is None else math.exp(y) - self.log_floor
+
+    def _towards_danger(self, d: float) -> float:
+        if self.direction == "up":
+            return d
+        if self.direction == "down":
+            return -d
+        return abs(d)
+
+    def _word(self) -> str:
+        return {"up": "above", "down": "below", "both": "away"}[self.direction]
+
+    # --- calibration -----------------------------------------------------------------
+    def _gumbel(self) -> tuple[float, float]:
+        """(location, scale) of the hourly maxima of D, the prior blended in."""
+        m0, s0, k = self.calibration_prior
+        n = self._b_n
+        var0 = (s0 * math.pi) ** 2 / 6.0
+        mean0 = m0 + _EULER * s0
+        w = n / (n + k)
+        mean = w * self._b_mean + (1 - w) * mean0
+        sq = w * self._b_sq + (1 - w) * (var0 + mean0 * mean0)
+        beta = math.sqrt(6.0 * max(sq - mean * mean, 1e-6)) / math.pi
+        return mean - _EULER * beta, beta
+
+    def threshold(self) -> float:
+        """D at the budget: an hourly maximum this high once per budget period."""
+        mu, beta = self._gumbel()
+        p = self.budget / (self.budget_days * 24.0)
+        return max(mu - beta * math.log(-math.log1p(-p)), self.min_departure)
+
+    def return_period_days(self, departure: float) -> float:
+        """How often an hourly maximum of D reaches ``departure`` (days between)."""
+        mu, beta = self._gumbel()
+        z = (departure - mu) / beta
+        tail = -math.expm1(-math.exp(-z)) if z < 700 else 0.0
+        return math.inf if tail <= 0.0 else 1.0 / (24.0 * tail)
+
+    def _score(self, departure: float) -> float:
+        if departure <= 0.0:
+            return 0.0
+        thr = self.threshold()
+        if departure >= thr:  # at or past the budget: 0.5 .. 1
+            return min(1.0, 0.5 + 0.5 * (departure - thr) / thr)
+        period = self.return_period_days(departure) * 24.0  # hours
+        if period <= 1.0:
+            return 0.0
+        budget = self.budget_days * 24.0 / self.budget
+        return min(0.499, 0.5 * math.log10(period) / math.log10(budget))
+
+    def _calibrate(self, hour_max: float) -> None:
+        self._b_n += 1
+        a = max(1.0 / self._b_n, 1.0 / (24 * 14))  # a fortnight's memory
+        self._b_mean += a * (hour_max - self._b_mean)
+        self._b_sq += a * (hour_max * hour_max - self._b_sq)
+
+    # --- judging a minute ----------------------------------------------------------------
+    def _slot(self, minute: int) -> int:
+        local = minute * 60 + self.utc_offset_s
+        hour = int(local // 3600) % 24
+        weekday = (int(local // 86400) + 3) % 7  # 1970-01-01 was a Thursday
+        return hour + (24 if weekday >= 5 else 0)
+
+    def _floor(self) -> float:
+        """The smallest spread: a coarse sensor's flat stretch must not divide by zero,
+        nor one step of its resolution look like a departure (half a step, at the level
+        of the recent readings, on the model's scale)."""
+        step = self._step if math.isfinite(self._step) else 0.0
+        if self.log_floor is not None and self._r_mean is not None:
+            step /= math.exp(self._r_mean)  # d log(v + floor) = dv / (v + floor)
+        return max(0.25 * self._g_dev, 0.5 * step, 1e-6 * max(abs(self._high), abs(self._low), 1.0))
+
+    def _context(self, minute: int) -> int | None:
+        """The context slot to judge ``minute`` by: its own, else the same hour on the
+        other kind of day; None if neither has been seen enough."""
+        slot = self._slot(minute)
+        for c in (slot, (slot + 24) % _SLOTS):
+            if self._c_n[c] >= self.min_context:
+                return c
+        return None
+
+    def _judge(
+        self, level: float, minute: int
+    ) -> tuple[_Judgement | None, float | None, float | None]:
+        """(the judgement, the movement z, the level against its context zc) of the level
+        now; None before enough is known."""
+        if self._r_mean is None or self._n < 2 * self.span:
+            return None, None, None
+        floor = self._floor()
+        r_spread = max(self._r_dev, floor)
+        unit = _MAD * r_spread
+        z = (level - self._r_mean) / unit
+        c = self._context(minute)
+        zc: float | None = None
+        c_spread = 0.0
+        if c is not None:
+            # The slot's own spread, or how far a day's level at this time usually is
+            # from the days before (production, weather), whichever is larger.
+            c_spread = max(self._c_dev[c], self._p_dev, floor)
+            zc = (level - self._c_mean[c]) / (_MAD * c_spread)
+        m = self._common
+        if m is not None and self._zn >= 60:
+            beta = self._slope(self._zm, self._mm)
+            e_unit = max(_MAD * self._residual_size(self._e_fit, m), 0.05)
+            d = self._towards_danger(z - beta * m) / e_unit
+            moved = f"{m:+.1f}" if abs(m) >= 0.05 else "0"
+            best = _Judgement(
+                d,
+                level,
+                self._r_mean + beta * m * unit,
+                e_unit * r_spread,
+                f"its level of the last hour, allowing for the rest of its zone"
+                f" (moved {moved} spreads)",
+            )
+            mc = self._common_ctx
+            # The usual level for the time, once seen on two days before this one: a day
+            # says nothing about how much the next differs.
+            if (
+                c is not None
+                and zc is not None
+                and mc is not None
+                and self._cn >= 60
+                and self._days_before(c, minute, self.context_days)
+            ):
+                beta_c = self._slope(self._czm, self._cmm)
+                ec_unit = max(_MAD * self._residual_size(self._ec_fit, mc), 0.05)
+                dc = self._towards_danger(zc - beta_c * mc) / ec_unit
+                if dc > d:
+                    days = "weekends" if c >= 24 else "working days"
+                    best = _Judgement(
+                        dc,
+                        level,
+                        self._c_mean[c] + beta_c * mc * _MAD * c_spread,
+                        ec_unit * c_spread,
+                        f"its usual level at {c % 24:02d}:00 on {days}, allowing for the"
+                        f" rest of its zone ({mc:+.1f} spreads from theirs)",
+                    )
+            return best, z, zc
+        # Alone: the usual level for this hour and kind of day must have been learnt on an
+        # earlier day (a first shift start, the first Monday after a weekend, cannot be
+        # told from a departure by one sensor alone).
+        if c != self._slot(minute) or zc is None or not self._days_before(c, minute, 1):
+            return None, z, zc
+        d_recent = self._towards_danger(z)
+        d_context = self._towards_danger(zc)
+        # A change (at least 2 of its usual movements) judged by how unusual the level is
+        # for the time; a level it has held for an hour is not a departure however
+        # unusual for the time (a holiday, a day of other work): both must be surprised.
+        if d_recent <= d_context and d_recent < _CHANGE:
+            return (
+                _Judgement(d_recent, level, self._r_mean, r_spread, "its level of the last hour"),
+                z,
+                zc,
+            )
+        days = "weekends" if c >= 24 else "working days"
+        where = f"its usual level at {c % 24:02d}:00 on {days}"
+        return _Judgement(d_context, level, self._c_mean[c], c_spread, where), z, zc
+
+    def _days_before(self, c: int, minute: int, days: int) -> bool:
+        """Was context slot ``c`` learnt on at least ``days`` days before ``minute``'s?"""
+        return self._c_days[c] - (self._c_last[c] == minute // 1440) >= days
+
+    @staticmethod
+    def _residual_size(fit: list[float], m: float) -> float:
+        """The usual |residual| when the zone moves by ``m``: a + b |m| (least squares,
+        b >= 0, a at least a tenth of the mean)."""
+        one, am, mm, ae, aem = fit
+        var = mm * one - am * am
+        b = max((aem * one - am * ae) / var, 0.0) if var > 1e-9 else 0.0
+        a = max((ae - b * am) / one, 0.1 * ae / one)
+        return a + b * abs(m)
+
+    @staticmethod
+    def _fit_residual(fit: list[float], e: float, m: float, rate: float) -> None:
+        am = abs(m)
+        for i, v in enumerate((1.0, am, am * am, e, e * am)):
+            fit[i] += rate * (v - fit[i])
+
+    @staticmethod
+    def _slope(xy: float, yy: float) -> float:
+        """How much of the zone's movement a sensor follows (0 .. 3): E[x y] / E[y^2]."""
+        return min(max(xy / yy, 0.0), 3.0) if yy > 1e-9 else 0.0
+
+    def _level_with(self, value: float) -> float:
+        ring = self._ring
+        if len(ring) < self.span:
+            return (sum(ring) + value) / (len(ring) + 1)
+        return (sum(ring) - ring[self._ring_pos] + value) / self.span
+
+    def _close(self, mean: float, minute: int) -> None:
+        level = self._level_with(mean)
+        judgement, z, zc = self._judge(level, minute)
+        self._now, self.z, self.zc = judgement, z, zc
+        d = judgement.departure if judgement is not None else 0.0
+        excused = minute <= self._excused_until
+        if excused:
+            d = 0.0
+        # S: the least departure of the last `sustain` minutes — a departure that lasts,
+        # not a spike (a forklift, a tapping, a door) — is what is calibrated and judged.
+        recent = self._d_recent
+        recent.append(d)
+        if len(recent) > self.sustain:
+            del recent[0]
+        sustained = min(recent) if len(recent) == self.sustain else 0.0
+        self.sustained = sustained
+        thr = self.threshold()
+        was = self.flagged
+        suspicious = d >= 0.5 * thr
+        self.suspicious = suspicious
+        # Flagged once sustained at the threshold, after the warm-up; held while the
+        # departure stays half-way there.
+        self.flagged = suspicious if was else sustained >= thr and self._b_n >= self.warmup_hours
+        if self.flagged or suspicious:
+            self._streak += 1
+        else:
+            self._streak = 0
+        learn = not suspicious or self._streak > self.adapt_after_min
+        # The hourly maximum of S, for the calibration; winsorised at the threshold: one
+        # departure lifts it a little, the same several times a day until it is ordinary.
+        hour = minute // 60
+        if self._hour is not None and hour != self._hour:
+            self._calibrate(self._hour_max)
+            self._hour_max = 0.0
+        self._hour = hour
+        self._hour_max = max(self._hour_max, min(sustained, self.winsor * thr))
+        # The ring moves on; the minute leaving it feeds the recent level.
+        ring = self._ring
+        leaving: float | None = None
+        if len(ring) < self.span:
+            ring.append(mean)
+        else:
+            leaving = ring[self._ring_pos]
+            ring[self._ring_pos] = mean
+            self._ring_pos = (self._ring_pos + 1) % self.span
+        if learn:
+            self._learn(mean, level, minute, leaving, z, zc)
+
+    def _learn(
+        self,
+        mean: float,
+        level: float,
+        minute: int,
+        leaving: float | None,
+        z: float | None,
+        zc: float | None,
+    ) -> None:
+        self._n += 1
+        self._high = max(self._high, level)
+        self._low = min(self._low, level)
+        if self._r_mean is None:
+            self._r_mean = mean
+            return
+        # The overall spread (a floor for the others), over a week.
+        self._g_dev += max(1.0 / self._n, 1.0 / 10080) * (abs(mean - self._r_mean) - self._g_dev)
+        # The usual size of the movement: the level now against the recent level.
+        # A median, so that the hours after a shift starts (large movements, a few hours
+        # a day) do not set the scale of every quiet hour; as a mean absolute deviation.
+        self._r_med.update(abs(level - self._r_mean))
+        self._r_dev = _MEDIAN_TO_MEAN * (self._r_med.get() or 0.0)
+        if leaving is not None:  # the recent level: the mean of the hour before the span
+            past = self._past
+            if len(past) < self.recent_min:
+                past.append(leaving)
+                self._past_sum += leaving
+            else:
+                self._past_sum += leaving - past[self._past_pos]
+                past[self._past_pos] = leaving
+                self._past_pos = (self._past_pos + 1) % self.recent_min
+                if self._past_pos == 0:  # once round: the sum afresh, no rounding drift
+                    self._past_sum = math.fsum(past)
+            self._r_mean = self._past_sum / len(past)
+        m = self._common
+        if z is not None and m is not None:
+            self._zn += 1
+            b = max(1.0 / (self._zn + 60), 1.0 / 1440)  # a prior of slope 1; a day's memory
+            e = abs(z - self._slope(self._zm, self._mm) * m)
+            self._fit_residual(self._e_fit, min(e, 3.0 * self._residual_size(self._e_fit, m)), m, b)
+            self._zm += b * (z * m - self._zm)
+            self._mm += b * (m * m - self._mm)
+        mc = self._common_ctx
+        if zc is not None and mc is not None:
+            self._cn += 1
+            b = max(1.0 / (self._cn + 60), 1.0 / 1440)
+            beta_c = self._slope(self._czm, self._cmm)
+            e = abs(zc - beta_c * mc)
+            size = self._residual_size(self._ec_fit, mc)
+            self._fit_residual(self._ec_fit, min(e, 3.0 * size), mc, b)
+            self._czm += b * (zc * mc - self._czm)
+            self._cmm += b * (mc * mc - self._cmm)
+        if len(self._ring) < self.span:
+            return
+        c = self._slot(minute)
+        n = self._c_n[c]
+        day = minute // 1440
+        if self._days_before(c, minute, 1):  # how well earlier days foretell this one
+            self._p_n += 1
+            a = max(1.0 / self._p_n, 1.0 / 10080)
+            self._p_dev += a * (abs(level - self._c_mean[c]) - self._p_dev)
+        if self._c_last[c] != day:
+            self._c_last[c] = day
+            self._c_days[c] += 1
+        if n == 0:
+            self._c_mean[c], self._c_dev[c] = level, 0.0
+        else:
+            a = max(1.0 / (n + 1), self.context_alpha / 6)
+            self._c_dev[c] += a * (abs(level - self._c_mean[c]) - self._c_dev[c])
+            self._c_mean[c] += a * (level - self._c_mean[c])
+        self._c_n[c] = n + 1
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__.copy()
