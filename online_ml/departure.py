@@ -200,6 +200,7 @@ class DepartureDetector(AnomalyDetector):
         self._b_mean = 0.0
         self._b_sq = 0.0
         self._b_n = 0
+        self._fit: tuple[int, float, float, float] | None = None  # (_b_n, mu, beta, thr)
         # The judgement of the newest closed minute, and the latch.
         self._now: _Judgement | None = None
         self.flagged = False
@@ -302,7 +303,17 @@ class DepartureDetector(AnomalyDetector):
 
     # --- calibration -----------------------------------------------------------------
     def _gumbel(self) -> tuple[float, float]:
-        """(location, scale) of the hourly maxima of D, the prior blended in."""
+        """(location, scale) of the hourly maxima of D, the prior blended in (worked out
+        once per calibrated hour)."""
+        fit = self._fit
+        if fit is None or fit[0] != self._b_n:
+            mu, beta = self._gumbel_now()
+            p = self.budget / (self.budget_days * 24.0)
+            thr = max(mu - beta * math.log(-math.log1p(-p)), self.min_departure)
+            fit = self._fit = (self._b_n, mu, beta, thr)
+        return fit[1], fit[2]
+
+    def _gumbel_now(self) -> tuple[float, float]:
         m0, s0, k = self.calibration_prior
         n = self._b_n
         var0 = (s0 * math.pi) ** 2 / 6.0
@@ -315,9 +326,9 @@ class DepartureDetector(AnomalyDetector):
 
     def threshold(self) -> float:
         """D at the budget: an hourly maximum this high once per budget period."""
-        mu, beta = self._gumbel()
-        p = self.budget / (self.budget_days * 24.0)
-        return max(mu - beta * math.log(-math.log1p(-p)), self.min_departure)
+        self._gumbel()
+        assert self._fit is not None
+        return self._fit[3]
 
     def return_period_days(self, departure: float) -> float:
         """How often an hourly maximum of D reaches ``departure`` (days between)."""

@@ -51,7 +51,7 @@ from core.reference import ReferenceData
 from core.settings import Settings
 from core.types import Reading
 from online_ml import ALERT_THRESHOLDS, DepartureDetector, LearningGuard, make_stream_model
-from online_ml.base import Explanation
+from online_ml.base import AnomalyDetector, Explanation
 from online_ml.drift import BaselineDrift
 from online_ml.fire_risk import ZoneFireRisk
 from storage.detection import ScoreRecord
@@ -77,7 +77,7 @@ _TOGETHER_S = 900.0  # sensors departing within this long of each other move tog
 _MOVEMENT_S = 180.0  # a neighbour's movement older than this is not used
 _MOVING = 2.0  # a sensor moving by this many of its usual movements is moving
 _RESET_AFTER_ERRORS = 20  # consecutive failures of one model before it starts afresh
-_STATE_VERSION = 2
+_STATE_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +161,7 @@ class _SensorModel:
     w_ts: datetime | None = None
     scores: _MinuteBest = field(default_factory=_MinuteBest)
     failures: int = 0
+    zone_minute: int | None = None  # the last minute it exchanged movements with its zone
 
 
 @dataclass(slots=True)
@@ -328,34 +329,45 @@ class ModelBank:
         """Score, then learn, one window's value; the anomaly alert changes it causes."""
         t = ts.timestamp()
         x = {"value": value, "t": t}
+        minute = int(t // 60)
         inner = sm.model.detector
-        departure = isinstance(inner, DepartureDetector)
-        if departure:
-            common, common_ctx = self._zone_movement(sm, t)
-            if common is not None:
-                x["common"] = common
-            if common_ctx is not None:
-                x["common_ctx"] = common_ctx
+        model: AnomalyDetector = sm.model
+        # The departure model keeps its own warm-up and learning discipline (the guard is
+        # a pass-through for it), and works per minute: what it takes from its zone, and
+        # what it tells the zone, change once a minute (on its first window).
+        new_minute = False
+        if isinstance(inner, DepartureDetector):
+            model = inner
+            new_minute = minute != sm.zone_minute
+            if new_minute:
+                sm.zone_minute = minute
+                common, common_ctx = self._zone_movement(sm, t)
+                if common is not None:
+                    x["common"] = common
+                if common_ctx is not None:
+                    x["common_ctx"] = common_ctx
         try:
-            score = sm.model.score_one(x)
+            score = model.score_one(x)
             if not 0.0 <= score <= 1.0:  # NaN included
                 raise ValueError(f"score {score!r} outside [0, 1]")
             flagged = score >= self.threshold
-            minute = int(t // 60)
             best = sm.scores.beaten_by(minute, score)
-            why = sm.model.explain(x) if flagged or best else None
-            sm.model.learn_one(x)
+            why = model.explain(x) if flagged or best else None
+            model.learn_one(x)
             if isinstance(inner, DepartureDetector):
-                if inner.z is not None:
+                if new_minute and inner.z is not None:
                     self._movement.setdefault(sm.zone_key, {})[sm.sensor_id] = (
                         t,
                         inner.z,
                         inner.zc,
                     )
-                if self._moves_with_others(sm, t, inner.z) and flagged:
+                # While flagged, looked at every window: its neighbours' minutes close
+                # seconds after its own.
+                # (the call records its own movement too, so it comes before `flagged`)
+                if (new_minute or flagged) and self._moves_with_others(sm, t, inner.z) and flagged:
                     inner.absorb()  # the zone moves with it: a change of activity
                     flagged = False
-            holding = sm.model.flagging
+            holding = model.flagging
         except Exception:
             self._failed(sm, ts, value)
             return []
@@ -601,6 +613,11 @@ class ModelBank:
                 sid: sm for sid, sm in self._sensors.items() if sm.enterprise_id == enterprise_id
             },
             "zones": {k: z for k, z in self._zones.items() if k.startswith(prefix)},
+            # what its zones' models last told each other (see _score)
+            "movement": {k: v for k, v in self._movement.items() if k.startswith(prefix)},
+            "peers": {
+                k: v for k, v in self._peers.items() if k.startswith(prefix) or k == enterprise_id
+            },
         }
         return zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 1)
 
@@ -629,6 +646,8 @@ class ModelBank:
             sm.alarm.clear_hold_s = s.clear_hold_s
             self._sensors[sid] = sm
         self._zones.update(state["zones"])
+        self._movement.update(state["movement"])
+        self._peers.update(state["peers"])
         return True
 
     def drop_enterprise(self, enterprise_id: str) -> None:
@@ -637,3 +656,6 @@ class ModelBank:
             del self._sensors[sid]
         for k in [k for k in self._zones if k.startswith(prefix)]:
             del self._zones[k]
+        for table in (self._movement, self._peers):
+            for k in [k for k in table if k.startswith(prefix) or k == enterprise_id]:
+                del table[k]
