@@ -774,7 +774,7 @@ class Detector:
                 }
                 sensors[sid] = fields
         state = {
-            "v": 2,  # 2: averaging windows in flat arrays
+            "v": 3,  # 2: averaging windows in flat arrays; 3: smoulder buffers too
             "watermark": self.watermarks.get(enterprise_id),
             "sensors": sensors,
             "zones": {k: v for k, v in self._zones.items() if k.startswith(prefix)},
@@ -786,7 +786,7 @@ class Detector:
         """Restore an enterprise exported by `export_state` (replacing what is held)."""
         self.drop_enterprise(enterprise_id)
         state = pickle.loads(zlib.decompress(blob))  # our own checkpoint, from our own database
-        if state.get("v") != 2:  # another layout: detection starts afresh
+        if state.get("v") != 3:  # another layout: detection starts afresh
             return
         wm = state.get("watermark")
         if wm is not None:
