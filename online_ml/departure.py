@@ -81,7 +81,7 @@ from __future__ import annotations
 import math
 from array import array
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from river import stats
 
@@ -94,6 +94,48 @@ _MAD = 1.2533  # mean absolute deviation -> standard deviation, normal distribut
 _MEDIAN_TO_MEAN = 0.7979 / 0.6745  # median absolute deviation -> mean absolute deviation
 _CHANGE = 2.0  # a movement this many usual movements: a change, for a sensor alone
 _SLOTS = 48
+
+
+class _WithZone:
+    """A sensor's quantity ``x`` against its zone's ``m``: how much of ``m`` it follows
+    (the slope E[x m] / E[m^2], 0 .. 3, a prior of 1) and how large what remains
+    usually is — a + b |m| by least squares over |residual| against |m| (b >= 0, a at
+    least a tenth of the mean), each learnt |residual| cut at 3 of that size, a day's
+    memory: a shift starting is explained less exactly than a quiet night."""
+
+    __slots__ = ("fit", "mm", "n", "xm")
+
+    def __init__(self) -> None:
+        self.xm = 1.0
+        self.mm = 1.0
+        self.n = 0
+        self.fit = [1.0, 0.0, 0.0, 1.0, 0.0]  # E[1], E[|m|], E[m^2], E[|e|], E[|e| |m|]
+
+    def slope(self) -> float:
+        return min(max(self.xm / self.mm, 0.0), 3.0) if self.mm > 1e-9 else 0.0
+
+    def size(self, m: float) -> float:
+        """The usual |residual| when the zone moves by ``m``."""
+        one, am, mm, ae, aem = self.fit
+        var = mm * one - am * am
+        b = max((aem * one - am * ae) / var, 0.0) if var > 1e-9 else 0.0
+        a = max((ae - b * am) / one, 0.1 * ae / one)
+        return a + b * abs(m)
+
+    def unit(self, m: float) -> float:
+        """One spread of the residual (at least 0.05 of ``x``'s own units)."""
+        return max(_MAD * self.size(m), 0.05)
+
+    def learn(self, x: float, m: float) -> None:
+        self.n += 1
+        rate = max(1.0 / (self.n + 60), 1.0 / 1440)
+        e = min(abs(x - self.slope() * m), 3.0 * self.size(m))
+        am = abs(m)
+        fit = self.fit
+        for i, v in enumerate((1.0, am, am * am, e, e * am)):
+            fit[i] += rate * (v - fit[i])
+        self.xm += rate * (x * m - self.xm)
+        self.mm += rate * (m * m - self.mm)
 
 
 @dataclass(slots=True)
@@ -172,20 +214,11 @@ class DepartureDetector(AnomalyDetector):
         self._low = math.inf
         self._last_raw: float | None = None
         self._step = math.inf  # the smallest change between two inputs (sensor unit)
-        # Movement against the zone's: slope (from E[z m] and E[m^2]) and residual size.
-        self._zm = 1.0
-        self._mm = 1.0
-        self._zn = 0
-        # E[1], E[|m|], E[m^2], E[|e|], E[|e| |m|] of the residual e against |m|: its
-        # size grows with how much the zone moves (a shift starting is explained less
-        # exactly than a quiet night).
-        self._e_fit = [1.0, 0.0, 0.0, 1.0, 0.0]
+        # Its movement against the zone's, and its level against its usual level for the
+        # time against the zone's.
+        self._zone = _WithZone()
+        self._zone_ctx = _WithZone()
         self.z: float | None = None  # the movement of the newest closed minute
-        # Level against its usual level at this time, against the zone's: the same.
-        self._czm = 1.0
-        self._cmm = 1.0
-        self._cn = 0
-        self._ec_fit = [1.0, 0.0, 0.0, 1.0, 0.0]
         self.zc: float | None = None  # the level now against its context, in its spreads
         # Context slots: mean, mean absolute deviation, minutes seen.
         self._c_mean = array("d", bytes(8 * _SLOTS))
@@ -401,9 +434,10 @@ class DepartureDetector(AnomalyDetector):
             c_spread = max(self._c_dev[c], self._p_dev, floor)
             zc = (level - self._c_mean[c]) / (_MAD * c_spread)
         m = self._common
-        if m is not None and self._zn >= 60:
-            beta = self._slope(self._zm, self._mm)
-            e_unit = max(_MAD * self._residual_size(self._e_fit, m), 0.05)
+        zone = self._zone
+        if m is not None and zone.n >= 60:
+            beta = zone.slope()
+            e_unit = zone.unit(m)
             d = self._towards_danger(z - beta * m) / e_unit
             moved = f"{m:+.1f}" if abs(m) >= 0.05 else "0"
             best = _Judgement(
@@ -421,11 +455,11 @@ class DepartureDetector(AnomalyDetector):
                 c is not None
                 and zc is not None
                 and mc is not None
-                and self._cn >= 60
+                and self._zone_ctx.n >= 60
                 and self._days_before(c, minute, self.context_days)
             ):
-                beta_c = self._slope(self._czm, self._cmm)
-                ec_unit = max(_MAD * self._residual_size(self._ec_fit, mc), 0.05)
+                beta_c = self._zone_ctx.slope()
+                ec_unit = self._zone_ctx.unit(mc)
                 dc = self._towards_danger(zc - beta_c * mc) / ec_unit
                 if dc > d:
                     days = "weekends" if c >= 24 else "working days"
@@ -461,27 +495,6 @@ class DepartureDetector(AnomalyDetector):
     def _days_before(self, c: int, minute: int, days: int) -> bool:
         """Was context slot ``c`` learnt on at least ``days`` days before ``minute``'s?"""
         return self._c_days[c] - (self._c_last[c] == minute // 1440) >= days
-
-    @staticmethod
-    def _residual_size(fit: list[float], m: float) -> float:
-        """The usual |residual| when the zone moves by ``m``: a + b |m| (least squares,
-        b >= 0, a at least a tenth of the mean)."""
-        one, am, mm, ae, aem = fit
-        var = mm * one - am * am
-        b = max((aem * one - am * ae) / var, 0.0) if var > 1e-9 else 0.0
-        a = max((ae - b * am) / one, 0.1 * ae / one)
-        return a + b * abs(m)
-
-    @staticmethod
-    def _fit_residual(fit: list[float], e: float, m: float, rate: float) -> None:
-        am = abs(m)
-        for i, v in enumerate((1.0, am, am * am, e, e * am)):
-            fit[i] += rate * (v - fit[i])
-
-    @staticmethod
-    def _slope(xy: float, yy: float) -> float:
-        """How much of the zone's movement a sensor follows (0 .. 3): E[x y] / E[y^2]."""
-        return min(max(xy / yy, 0.0), 3.0) if yy > 1e-9 else 0.0
 
     def _level_with(self, value: float) -> float:
         ring = self._ring
@@ -571,24 +584,10 @@ class DepartureDetector(AnomalyDetector):
                 if self._past_pos == 0:  # once round: the sum afresh, no rounding drift
                     self._past_sum = math.fsum(past)
             self._r_mean = self._past_sum / len(past)
-        m = self._common
-        if z is not None and m is not None:
-            self._zn += 1
-            b = max(1.0 / (self._zn + 60), 1.0 / 1440)  # a prior of slope 1; a day's memory
-            e = abs(z - self._slope(self._zm, self._mm) * m)
-            self._fit_residual(self._e_fit, min(e, 3.0 * self._residual_size(self._e_fit, m)), m, b)
-            self._zm += b * (z * m - self._zm)
-            self._mm += b * (m * m - self._mm)
-        mc = self._common_ctx
-        if zc is not None and mc is not None:
-            self._cn += 1
-            b = max(1.0 / (self._cn + 60), 1.0 / 1440)
-            beta_c = self._slope(self._czm, self._cmm)
-            e = abs(zc - beta_c * mc)
-            size = self._residual_size(self._ec_fit, mc)
-            self._fit_residual(self._ec_fit, min(e, 3.0 * size), mc, b)
-            self._czm += b * (zc * mc - self._czm)
-            self._cmm += b * (mc * mc - self._cmm)
+        if z is not None and self._common is not None:
+            self._zone.learn(z, self._common)
+        if zc is not None and self._common_ctx is not None:
+            self._zone_ctx.learn(zc, self._common_ctx)
         if len(self._ring) < self.span:
             return
         c = self._slot(minute)
@@ -608,6 +607,3 @@ class DepartureDetector(AnomalyDetector):
             self._c_dev[c] += a * (abs(level - self._c_mean[c]) - self._c_dev[c])
             self._c_mean[c] += a * (level - self._c_mean[c])
         self._c_n[c] = n + 1
-
-    def __getstate__(self) -> dict[str, Any]:
-        return self.__dict__.copy()

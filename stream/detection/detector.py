@@ -47,12 +47,11 @@ _GASES = frozenset({"co", "h2s", "no2", "so2", "nh3", "cl2", "ch4"})
 _STUCK_MIN_READINGS = 5
 # Stuck, learnt per sensor: once a sensor has shown _STUCK_LEARN_RUNS runs of one value
 # end (its value changed that often), a value held _STUCK_FACTOR times longer than the
-# longest of those runs is stuck (at least _STUCK_FLOOR_S, at most _STUCK_CAP times the
-# hazard's stuck_after_s); until then, or when its longest run is over _STUCK_FINE_S (a
-# coarse sensor), _STUCK_CAP times stuck_after_s or _STUCK_FACTOR times its longest run,
-# whichever is longer. A sensor whose
-# history shows it never holds a value for more than a minute or two is reported
-# minutes after it freezes; one of coarse resolution that holds 1 mg/m3 all night is not.
+# longest of those runs is stuck (at least _STUCK_FLOOR_S); until then, or when its
+# longest run is over _STUCK_FINE_S (a coarse sensor), _STUCK_CAP times stuck_after_s or
+# _STUCK_FACTOR times its longest run, whichever is longer. A sensor whose history shows
+# it never holds a value for more than a minute or two is reported minutes after it
+# freezes; one of coarse resolution that holds 1 mg/m3 all night is not.
 _STUCK_LEARN_RUNS = 30
 _STUCK_FACTOR = 2.5
 _STUCK_FLOOR_S = 600.0
@@ -543,12 +542,10 @@ class Detector:
         if prior <= 0:
             return math.inf
         learnt = _STUCK_FACTOR * st.run_max_s
-        if st.runs < _STUCK_LEARN_RUNS:
-            return max(_STUCK_CAP * prior, learnt)
-        if st.run_max_s > _STUCK_FINE_S:
-            # Coarse: it holds a value for minutes by itself (a 0.5 °C step, a cold
-            # store all night), and a quiet night may hold it far longer than the day
-            # it learnt from: only far longer than both the prior and its runs is stuck.
+        if st.runs < _STUCK_LEARN_RUNS or st.run_max_s > _STUCK_FINE_S:
+            # Not learnt yet, or coarse: it holds a value for minutes by itself (a 0.5 °C
+            # step, a cold store all night), and a quiet night may hold it far longer than
+            # the day it learnt from: only far longer than both the prior and its runs.
             return max(_STUCK_CAP * prior, learnt)
         return max(learnt, _STUCK_FLOOR_S)
 

@@ -21,7 +21,8 @@ the readings the sensor's interval lets it expect; a sensor reporting every
 10 s or slower is scored on every reading. (Instantaneous limits, in the rules,
 see every reading.)
 
-Discipline: no alert before ``warmup`` windows of a sensor; readings that are
+Discipline: no alert before ``warmup`` windows of a sensor (the ``departure``
+model: ``warmup`` x ``resolution_s`` of event time, at least an hour); readings that are
 implausible, or arrive while the sensor's ``sensor_fault`` alarm is open, never
 reach its model; readings older than the model's newest are skipped (models
 learn in time order); what the model flags it does not learn (see
@@ -77,7 +78,7 @@ _TOGETHER_S = 900.0  # sensors departing within this long of each other move tog
 _MOVEMENT_S = 180.0  # a neighbour's movement older than this is not used
 _MOVING = 2.0  # a sensor moving by this many of its usual movements is moving
 _RESET_AFTER_ERRORS = 20  # consecutive failures of one model before it starts afresh
-_STATE_VERSION = 3
+_STATE_VERSION = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,18 +216,20 @@ class ModelBank:
     def _new_model(self, hazard: str) -> LearningGuard:
         s = self.settings
         params = dict(s.params)
-        warmup = s.warmup
         if s.detector == "departure":
             params.setdefault("direction", _DANGER.get(hazard, "up"))  # which way is danger
             params.setdefault("budget", s.budget)
             lowest = self._lowest_limit(hazard)
             if hazard in _LOG_HAZARDS:  # below 1 % of the lowest limit, ratios do not matter
                 params.setdefault("log_floor", 0.01 * lowest if lowest else 0.01)
-            # It keeps its own warm-up, in hours of event time (windows would make a
-            # sensor reporting every minute wait six times longer than one every 10 s).
             params.setdefault("warmup_hours", max(1, round(s.warmup * s.resolution_s / 3600)))
-            warmup = 0
-        return make_stream_model(s.detector, warmup, **params)
+        return make_stream_model(s.detector, self._guard_warmup(), **params)
+
+    def _guard_warmup(self) -> int:
+        """The learning guard's warm-up, in windows. The departure model keeps its own, in
+        hours of event time (windows would make a sensor reporting every minute wait six
+        times longer than one every 10 s)."""
+        return 0 if self.settings.detector == "departure" else self.settings.warmup
 
     def _lowest_limit(self, hazard: str) -> float | None:
         limits = [
@@ -641,8 +644,7 @@ class ModelBank:
             )
             return False
         for sid, sm in state["sensors"].items():
-            # A departure model keeps its own warm-up (see _new_model).
-            sm.model.warmup = 0 if isinstance(sm.model.detector, DepartureDetector) else s.warmup
+            sm.model.warmup = self._guard_warmup()  # the checkpoint's detector is this one
             sm.alarm.clear_hold_s = s.clear_hold_s
             self._sensors[sid] = sm
         self._zones.update(state["zones"])
