@@ -38,6 +38,8 @@ class Explanation:
 class AnomalyDetector(abc.ABC):
     """``score_one`` then ``learn_one``, for every observation, in time order."""
 
+    __slots__ = ()  # a subclass may keep its state in slots (the national scale's memory)
+
     @abc.abstractmethod
     def learn_one(self, x: dict[str, float]) -> None:
         """Update the model with one observation (returns nothing, as in River)."""

@@ -75,7 +75,6 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -84,7 +83,7 @@ from river import drift
 __all__ = ["BaselineDrift", "DriftFinding"]
 
 _DAY_S = 86400.0
-_BUCKET_CAP = 256  # readings kept for a bucket's quantile; beyond, every other one is dropped
+_BUCKET_CAP = 128  # readings kept for a bucket's quantile; beyond, every other one is dropped
 
 
 class _ChangeDetector(Protocol):
@@ -156,9 +155,11 @@ class BaselineDrift:
         self._stride = 1
         self._buf = array("d")
         self._first_bucket: int | None = None
-        self._lows: deque[tuple[int, float]] = deque()  # (bucket, low quantile) over the span
-        # Quiet levels since the reference (re)started: (t, level); older ones fold into _ref_*.
-        self._hist: deque[tuple[float, float]] = deque()
+        self._lows: list[tuple[int, float]] = []  # (bucket, low quantile) over the span
+        # Quiet levels since the reference (re)started, oldest first: their times and levels
+        # in two flat arrays (16 bytes a level; a tuple took ~65); older ones fold into _ref_*.
+        self._hist_t = array("d")
+        self._hist_y = array("d")
         self._ref_sum = 0.0
         self._ref_n = 0
         self._count = 0  # quiet levels since the reference (re)started
@@ -238,7 +239,7 @@ class BaselineDrift:
         lows = self._lows
         lows.append((bucket, low))
         while lows[0][0] <= bucket - self._span:
-            lows.popleft()
+            del lows[0]  # a few at most: a list is smaller than a deque
         if self._first_bucket is None:
             self._first_bucket = bucket
         span = self._span
@@ -253,11 +254,13 @@ class BaselineDrift:
         self._ph.update(level)
         if self._ph.drift_detected:
             self._armed_at = self._count
-        hist = self._hist
-        if len(hist) >= self.history:
-            self._ref_sum += hist.popleft()[1]
+        hist_t, hist_y = self._hist_t, self._hist_y
+        if len(hist_y) >= self.history:
+            self._ref_sum += hist_y[0]
             self._ref_n += 1
-        hist.append((tb, level))
+            self._forget(1)
+        hist_t.append(tb)
+        hist_y.append(level)
         self._count += 1
         if self._armed_at is None:
             return None
@@ -268,13 +271,17 @@ class BaselineDrift:
             return None
         return self._judge(t)
 
+    def _forget(self, k: int) -> None:
+        """Drop the ``k`` oldest quiet levels."""
+        del self._hist_t[:k], self._hist_y[:k]
+
     def _judge(self, t: float) -> DriftFinding | None:
         """Ramp or step, and how far: see the module docstring."""
-        hist = self._hist
-        n = len(hist)
-        t0 = hist[0][0]
-        xs = [(tb - t0) / self.bucket_s for tb, _ in hist]
-        ys = [y for _, y in hist]
+        hist_t = self._hist_t
+        n = len(hist_t)
+        t0 = hist_t[0]
+        xs = [(tb - t0) / self.bucket_s for tb in hist_t]
+        ys = self._hist_y.tolist()
         # Prefix sums (before a split) and suffix sums (from it on).
         py = [0.0] * (n + 1)
         pyy = [0.0] * (n + 1)
@@ -327,10 +334,9 @@ class BaselineDrift:
                 and n - step_m >= self.confirm
             ):
                 # A level shift: not drift. The reference restarts after it.
-                for _ in range(step_m):
-                    hist.popleft()
+                self._forget(step_m)
                 self._ref_sum, self._ref_n = 0.0, 0
-                self._count = len(hist)
+                self._count = len(self._hist_y)
                 self._armed_at = None
             return None
         now = sum(ys[n - self.confirm :]) / self.confirm
@@ -348,17 +354,16 @@ class BaselineDrift:
         span = self._span
         lag = (span - 2 if shift > 0 else 1) if span >= 3 else (span - 1 if shift > 0 else 0)
         finding = DriftFinding(
-            since_t=hist[ramp_k][0] - lag * self.bucket_s,
+            since_t=hist_t[ramp_k] - lag * self.bucket_s,
             t=t,
             baseline_before=ramp_a,
             baseline_now=now,
             rate_per_day=ramp_b * _DAY_S / self.bucket_s,
         )
         # The reference restarts at the new level (its last `confirm` quiet levels).
-        while len(hist) > self.confirm:
-            hist.popleft()
+        self._forget(max(len(hist_t) - self.confirm, 0))
         self._ref_sum, self._ref_n = 0.0, 0
-        self._count = len(hist)
+        self._count = len(self._hist_y)
         self._armed_at = None
         self._ph = self._new_ph()
         return finding

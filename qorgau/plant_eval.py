@@ -24,13 +24,14 @@ temporary folder unless ``--keep DIR``) and reports readings/s of the replay.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -38,6 +39,11 @@ from core.catalogue import Catalogue
 from core.errors import QorgauError
 from core.limits import Limits
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from core.reference import ReferenceData
+    from stream.detection.detector import Detector
+    from stream.detection.models import ModelBank
 
 __all__ = ["ClassScore", "PlantScore", "add_parser", "score_plant"]
 
@@ -71,6 +77,9 @@ class PlantScore:
     false_alarms: Counter[str]
     alerts: int
     readings_per_s: float | None = None
+    # Detection state per sensor at the end (`qorgau eval run --memory`): in memory, and
+    # as checkpointed; KB.
+    state_kb: tuple[float, float] | None = None
     false_examples: list[str] = field(default_factory=list)
 
     @property
@@ -101,6 +110,11 @@ class PlantScore:
             "readings": self.readings,
             "alerts_opened": self.alerts,
             "readings_per_s": self.readings_per_s,
+            "state_kb_per_sensor": (
+                {"memory": self.state_kb[0], "checkpoint": self.state_kb[1]}
+                if self.state_kb
+                else None
+            ),
             "recall": round(self.recall, 4),
             "critical_recall": round(self.critical_recall, 4),
             "false_alarms_per_100_sensor_days": round(self.false_per_100_sensor_days(), 2),
@@ -273,6 +287,11 @@ def print_score(score: PlantScore) -> None:
         + f"); {score.alerts} alerts opened"
         + (f"; replay {score.readings_per_s:,.0f} readings/s" if score.readings_per_s else "")
     )
+    if score.state_kb:
+        console.print(
+            f"detection state per sensor at the end (rules + models): {score.state_kb[0]:.1f} KB"
+            f" in memory, {score.state_kb[1]:.1f} KB checkpointed"
+        )
     if score.false_examples:
         console.print("false alarms, e.g.:")
         for line in score.false_examples:
@@ -296,6 +315,11 @@ def add_parser(sub: Any) -> None:
     _plant_args(run)
     run.add_argument("--keep", help="write the plant and the alerts into this folder")
     run.add_argument("--no-models", action="store_true", help="the safety rules only")
+    run.add_argument(
+        "--memory",
+        action="store_true",
+        help="also measure the detection state per sensor (a second, traced replay)",
+    )
     run.add_argument("--json", action="store_true")
 
 
@@ -349,6 +373,10 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
         rate = _replay(settings, catalogue, limits, folder, models=not args.no_models)
         score = score_plant(labels, _read_alerts(folder / "alerts.jsonl"))
         score.readings_per_s = rate
+        if args.memory:
+            score.state_kb = _state_per_sensor(
+                settings, catalogue, limits, folder, models=not args.no_models
+            )
         _show(score, as_json=args.json)
     return 0
 
@@ -360,21 +388,61 @@ def _show(score: PlantScore, *, as_json: bool) -> None:
         print_score(score)
 
 
-def _replay(
+def _detection(
     settings: Settings, catalogue: Catalogue, limits: Limits, folder: Path, *, models: bool
-) -> float:
-    """``qorgau replay`` over the plant, in this process; readings/s."""
+) -> tuple[ReferenceData, Detector, ModelBank | None]:
     from core.reference import load_reference
     from stream.detection.detector import Detector
-    from stream.replay import replay
+    from stream.detection.models import ModelBank, ModelSettings
 
     reference = load_reference(catalogue, folder / "enterprises.toml")
     detector = Detector(catalogue, limits, reference)
     bank = None
     if models and settings.models:
-        from stream.detection.models import ModelBank, ModelSettings
-
         bank = ModelBank(catalogue, limits, ModelSettings.from_settings(settings), reference)
+    return reference, detector, bank
+
+
+def _replay(
+    settings: Settings, catalogue: Catalogue, limits: Limits, folder: Path, *, models: bool
+) -> float:
+    """``qorgau replay`` over the plant, in this process; readings/s."""
+    from stream.replay import replay
+
+    _, detector, bank = _detection(settings, catalogue, limits, folder, models=models)
     with open(folder / "alerts.jsonl", "wb") as out:
         summary = replay(folder / "readings.jsonl", out, detector, models=bank)
     return round(summary.readings_per_s, 1)
+
+
+def _state_per_sensor(
+    settings: Settings, catalogue: Catalogue, limits: Limits, folder: Path, *, models: bool
+) -> tuple[float, float]:
+    """What detection holds per sensor after the whole plant, KB: in memory (what
+    `tracemalloc` sees allocated and still alive, the rows already handed on excluded)
+    and as checkpointed (every enterprise's rules and models, compressed)."""
+    import gc
+    import tracemalloc
+
+    from stream.replay import replay
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        reference, detector, bank = _detection(settings, catalogue, limits, folder, models=models)
+        with open(os.devnull, "wb") as out:
+            replay(folder / "readings.jsonl", out, detector, models=bank)
+        detector.drain_exposures()  # the worker stores these every few seconds
+        if bank is not None:
+            bank.drain_scores()
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    sensors = sum(len(z.sensors) for e in reference.enterprises for z in e.zones)
+    checkpoint = sum(
+        len(detector.export_state(e.id)) + (len(bank.export_state(e.id)) if bank else 0)
+        for e in reference.enterprises
+    )
+    return round(held / sensors / 1024, 2), round(checkpoint / sensors / 1024, 2)

@@ -105,6 +105,7 @@ def test_eval_run_end_to_end_the_rules_catch_the_acute_classes(tmp_path: Path) -
             "--sensors",
             "40",
             "--no-models",
+            "--memory",
             "--json",
             "--keep",
             str(tmp_path),
@@ -121,6 +122,9 @@ def test_eval_run_end_to_end_the_rules_catch_the_acute_classes(tmp_path: Path) -
         c = score["classes"][kind]
         assert c["incidents"] >= 1 and c["recall"] == 1.0, (kind, c)
     assert (tmp_path / "alerts.jsonl").stat().st_size > 0
+    # What the rules hold per sensor: measured, nonzero, and of the order the nation can afford.
+    state = score["state_kb_per_sensor"]
+    assert 0.5 < state["memory"] < 16 and 0.1 < state["checkpoint"] < 8, state
     bad = subprocess.run(
         [sys.executable, "-m", "qorgau", "eval", "score", str(tmp_path), str(tmp_path / "nope")],
         capture_output=True,

@@ -78,7 +78,7 @@ _TOGETHER_S = 900.0  # sensors departing within this long of each other move tog
 _MOVEMENT_S = 180.0  # a neighbour's movement older than this is not used
 _MOVING = 2.0  # a sensor moving by this many of its usual movements is moving
 _RESET_AFTER_ERRORS = 20  # consecutive failures of one model before it starts afresh
-_STATE_VERSION = 4
+_STATE_VERSION = 5
 
 
 @dataclass(frozen=True, slots=True)
