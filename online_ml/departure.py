@@ -150,6 +150,7 @@ class _Judgement:
 class DepartureDetector(AnomalyDetector):
     # State in slots, not a dict per instance: ~1.5 KB less per sensor.
     __slots__ = (
+        "_absorbed",
         "_b_mean",
         "_b_n",
         "_b_sq",
@@ -170,6 +171,7 @@ class DepartureDetector(AnomalyDetector):
         "_last_raw",
         "_low",
         "_m_n",
+        "_m_peak",
         "_m_sum",
         "_minute",
         "_n",
@@ -258,6 +260,9 @@ class DepartureDetector(AnomalyDetector):
         self._minute: int | None = None
         self._m_sum = 0.0
         self._m_n = 0
+        # The zone's recent movement towards danger at its peak, fading (half in ~14 min):
+        # sensors of a zone start within minutes of each other, not in the same minute.
+        self._m_peak = 0.0
         self._common: float | None = None
         self._common_ctx: float | None = None
         # The last `span` minute means (a ring).
@@ -306,6 +311,9 @@ class DepartureDetector(AnomalyDetector):
         self._d_recent: list[float] = []  # D of the last `sustain` minutes
         self.sustained = 0.0  # the least of them
         self._excused_until = -1  # minutes up to this one are explained elsewhere
+        # The level it was absorbed at (model scale): while it holds there (its reference
+        # catching up with the new activity), still explained.
+        self._absorbed: float | None = None
 
     # --- the interface -----------------------------------------------------------------
     def score_one(self, x: dict[str, float]) -> float:
@@ -366,12 +374,21 @@ class DepartureDetector(AnomalyDetector):
     def flagging(self) -> bool:
         return self.flagged
 
+    @property
+    def episode_s(self) -> float:
+        """How long the current departure (flagged or half-way there) has lasted, s."""
+        return 60.0 * self._streak
+
     def absorb(self) -> None:
         """The current departure is explained elsewhere (most of the zone moves with it,
         e.g. a shift starting on a kind of day not seen before): not an anomaly, and
-        learnt for the next 15 minutes."""
+        learnt for the next 15 minutes, and for as long as it holds at the movement it was
+        absorbed at, until its own reference has caught up with the new activity."""
         if self._minute is not None:
             self._excused_until = self._minute + 15
+        if self._ring:  # the furthest towards danger of its last minutes
+            up = self.direction != "down"
+            self._absorbed = max(self._ring) if up else min(self._ring)
         self.flagged = False
         self._d_recent.clear()
         self._streak = 0
@@ -502,6 +519,12 @@ class DepartureDetector(AnomalyDetector):
             beta = zone.slope()
             e_unit = zone.unit(m)
             d = self._towards_danger(z - beta * m) / e_unit
+            # Moving with its zone minutes after the others (or holding while they fall
+            # back) is moving with its zone: judged against the zone's recent peak too.
+            peak = self._m_peak = max(0.95 * self._m_peak, self._towards_danger(m))
+            if peak > 0.0 and self.direction != "both":
+                m_peak = peak if self.direction == "up" else -peak
+                d = min(d, self._towards_danger(z - beta * m_peak) / zone.unit(m_peak))
             moved = f"{m:+.1f}" if abs(m) >= 0.05 else "0"
             best = _Judgement(
                 d,
@@ -571,6 +594,14 @@ class DepartureDetector(AnomalyDetector):
         self._now, self.z, self.zc = judgement, z, zc
         d = judgement.departure if judgement is not None else 0.0
         excused = minute <= self._excused_until
+        if self._absorbed is not None:
+            # Absorbed with its zone: explained while it holds at the level it moved to,
+            # until its own reference has caught up (or it moves on towards danger).
+            unit = _MAD * max(self._r_dev, self._floor())
+            if z is None or abs(z) < _CHANGE:
+                self._absorbed = None
+            elif self._towards_danger(level - self._absorbed) <= _CHANGE * unit:
+                excused = True
         if excused:
             d = 0.0
         # S: the least departure of the last `sustain` minutes — a departure that lasts,

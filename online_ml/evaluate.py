@@ -12,7 +12,13 @@ import numpy as np
 import orjson
 
 from online_ml import make_detector
-from online_ml.nab import PROFILES, evaluate, format_report, load_corpus
+from online_ml.nab import (
+    PROFILES,
+    evaluate,
+    format_report,
+    leave_one_category_out,
+    load_corpus,
+)
 from online_ml.runner import score_series
 
 __all__ = ["run_nab"]
@@ -34,6 +40,7 @@ def run_nab(
     params: dict[str, Any],
     jobs: int = 2,
     as_json: bool = False,
+    loco: bool = False,
 ) -> int:
     """Score the corpus at ``root`` and print the three profiles' results.
 
@@ -55,6 +62,7 @@ def run_nab(
     cpu = sum(c for _, _, c in scored)
     rows = sum(len(s.values) for s in corpus)
     results = {name: evaluate(corpus, scores, profile) for name, profile in PROFILES.items()}
+    held = leave_one_category_out(corpus, scores, "standard") if loco else []
     if as_json:
         print(
             orjson.dumps(
@@ -65,6 +73,7 @@ def run_nab(
                     "rows": rows,
                     "model_us_per_row": round(1e6 * cpu / rows, 2),
                     "profiles": {k: _plain(v) for k, v in results.items()},
+                    "leave_one_category_out": [_plain(h) for h in held],
                 },
                 option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
             ).decode()
@@ -72,6 +81,24 @@ def run_nab(
     else:
         print(f"NAB over {len(corpus)} series, {rows:,} rows; detector {detector} {params or ''}")
         print(format_report(results))
+        if held:
+            print(
+                "leave one category out (standard profile): the threshold chosen on the"
+                " other categories"
+            )
+            for h in held:
+                if h.in_sample is None or h.held_out is None:
+                    print(
+                        f"  {h.category:24} {h.series:2} series, no anomaly window: raw"
+                        f" {h.raw_in:.2f} in sample, {h.raw_out:.2f} held out"
+                        " (0 = no false alarm)"
+                    )
+                else:
+                    print(
+                        f"  {h.category:24} {h.series:2} series: {h.in_sample:5.1f} in sample,"
+                        f" {h.held_out:5.1f} held out ({h.held_out - h.in_sample:+.1f};"
+                        f" threshold {h.threshold_out:.3g} instead of {h.threshold_in:.3g})"
+                    )
         print(
             f"model cost: {1e6 * cpu / rows:.1f} µs CPU per row; scoring took {wall:.1f} s"
             f" on {jobs} process(es)",

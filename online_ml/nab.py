@@ -69,6 +69,7 @@ __all__ = [
     "evaluate",
     "evaluate_profiles",
     "format_report",
+    "leave_one_category_out",
     "load_corpus",
     "null_score",
     "perfect_score",
@@ -742,6 +743,56 @@ def evaluate_profiles(
 ) -> dict[str, CorpusResult]:
     """:func:`evaluate` for every profile (each with its own best threshold)."""
     return {name: evaluate(corpus, scores, profile) for name, profile in profiles.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class HeldOut:
+    """One category's score at the threshold chosen on the whole corpus (in sample) and
+    at the one chosen on the other categories alone (held out)."""
+
+    category: str
+    series: int
+    in_sample: float | None  # None: no anomaly window, the normalised score is undefined
+    held_out: float | None
+    raw_in: float  # NAB's raw totals (a category with no window: minus its false alarms)
+    raw_out: float
+    threshold_in: float
+    threshold_out: float
+
+
+def category(name: str) -> str:
+    """A series' category: its folder (``realKnownCause/nyc_taxi.csv`` -> realKnownCause)."""
+    return name.split("/", 1)[0]
+
+
+def leave_one_category_out(
+    corpus: Sequence[Series], scores: Mapping[str, npt.ArrayLike], profile: Profile | str
+) -> list[HeldOut]:
+    """Does the configuration carry to data it was not chosen on? For each category:
+    its normalised score when the threshold is chosen on all categories, and when it is
+    chosen on the other categories only. Categories without a scored window (nothing to
+    detect: the normalised score is undefined) report their raw totals only."""
+    prof = _profile(profile)
+    overall = evaluate(corpus, scores, prof).threshold
+    out = []
+    for cat in sorted({category(s.name) for s in corpus}):
+        mine = [s for s in corpus if category(s.name) == cat]
+        others = [s for s in corpus if category(s.name) != cat]
+        if not others:
+            continue
+        chosen = evaluate(others, scores, prof).threshold
+        if any(s.scored_windows for s in mine):
+            a = evaluate(mine, scores, prof, thresholds=[overall])
+            b = evaluate(mine, scores, prof, thresholds=[chosen])
+            out.append(HeldOut(cat, len(mine), a.score, b.score, a.raw, b.raw, overall, chosen))
+        else:
+            arrays = _corpus_scores(mine, scores)
+            raw_in, raw_out = (
+                sum(score_series(s, v, t, prof).raw for s, v in zip(mine, arrays, strict=True))
+                for t in (overall, chosen)
+            )
+            out.append(HeldOut(cat, len(mine), None, None, raw_in, raw_out, overall, chosen))
+    return out
 
 
 def format_report(results: Mapping[str, CorpusResult]) -> str:

@@ -446,6 +446,7 @@ def cmd_ml(settings: Settings, args: argparse.Namespace) -> int:
         params=params,
         jobs=args.jobs,
         as_json=args.json,
+        loco=args.loco,
     )
 
 
@@ -632,6 +633,11 @@ def build_parser() -> argparse.ArgumentParser:
     ml_eval.add_argument("--nab", required=True, help="folder with data/ and labels/")
     ml_eval.add_argument("--jobs", type=int, default=2, help="processes scoring series")
     ml_eval.add_argument("--json", action="store_true")
+    ml_eval.add_argument(
+        "--loco",
+        action="store_true",
+        help="also leave one category out: each scored at the threshold chosen on the others",
+    )
     for ml_parser in (ml_score, ml_eval):
         ml_parser.add_argument(
             "--detector", default="default", help="detector name (see online_ml)"

@@ -367,7 +367,11 @@ class ModelBank:
                 # While flagged, looked at every window: its neighbours' minutes close
                 # seconds after its own.
                 # (the call records its own movement too, so it comes before `flagged`)
-                if (new_minute or flagged) and self._moves_with_others(sm, t, inner.z) and flagged:
+                if (
+                    (new_minute or flagged)
+                    and self._moves_with_others(sm, t, inner.z, inner.episode_s)
+                    and flagged
+                ):
                     inner.absorb()  # the zone moves with it: a change of activity
                     flagged = False
             holding = model.flagging
@@ -403,10 +407,14 @@ class ModelBank:
                     zcs.append(zc)
         return _median(zs), _median(zcs)
 
-    def _moves_with_others(self, sm: _SensorModel, t: float, z: float | None) -> bool:
+    def _moves_with_others(
+        self, sm: _SensorModel, t: float, z: float | None, episode_s: float = 0.0
+    ) -> bool:
         """Record whether ``sm`` is moving now (by ``_MOVING`` of its usual movements or
         more, and which way); do most of its zone's other sensors (or a third of its
-        enterprise's) move the same way with it, within ``_TOGETHER_S``?
+        enterprise's) move the same way with it, within ``_TOGETHER_S`` — of now, or of
+        any time since its departure began ``episode_s`` ago (a sensor that starts
+        minutes before the others, held out of learning since, still moved with them)?
 
         Sensors that move together are following the work (a shift starting on a kind
         of day not seen before, a line switched on): that is for the limits to judge,
@@ -418,7 +426,7 @@ class ModelBank:
             zone[sm.sensor_id] = ent[sm.sensor_id] = (t if way else -math.inf, way)
         if not way:
             return False
-        since = t - _TOGETHER_S
+        since = t - _TOGETHER_S - episode_s
         for peers, share, least in ((zone, 0.5, 1), (ent, 1 / 3, 3)):
             others = len(peers) - 1
             moving = sum(1 for at, w in peers.values() if at >= since and w == way) - 1

@@ -72,6 +72,24 @@ def test_the_same_departure_on_a_busy_afternoon_is_ordinary() -> None:
     assert max(feed(det, afternoon)) < 0.5
 
 
+def test_absorbed_with_its_zone_it_stays_explained_while_it_holds_and_not_beyond() -> None:
+    """Absorbed (its zone moved with it: a change of activity), a sensor holding at the
+    level it moved to stays explained while its reference catches up; rising far beyond
+    it is judged again."""
+    det = DepartureDetector(log_floor=0.01)
+    normal = series(8, seed=4)
+    feed(det, normal)
+    t0 = normal[-1][0] + 60  # 00:00 local: the night shift's line starts
+    step = [(t0 + 60 * i, 3.0 * math.exp(random.Random(i).gauss(0, 0.08))) for i in range(6)]
+    feed(det, step)
+    assert det.z is not None and det.z > 2
+    det.absorb()
+    held = [(t0 + 60 * i, 3.0 * math.exp(random.Random(i).gauss(0, 0.08))) for i in range(6, 126)]
+    assert max(feed(det, held)) < 0.5  # two hours at the new level: quiet
+    beyond = [(t0 + 60 * i, 12.0) for i in range(126, 186)]
+    assert max(feed(det, beyond)) >= 0.5  # four times the new level: a departure
+
+
 def _alerts(budget: float, sensors: int, days: int, **params: float) -> int:
     """Episodes flagged over ``sensors`` independent normal series of ``days`` days."""
     opened = 0

@@ -70,13 +70,14 @@ def test_ml_score_writes_a_score_per_row(tmp_path: Path) -> None:
 
 
 def test_ml_evaluate_on_a_generated_nab_folder(tmp_path: Path) -> None:
-    (tmp_path / "data" / "synthetic").mkdir(parents=True)
-    (tmp_path / "labels").mkdir()
     windows = {}
+    (tmp_path / "labels").mkdir()
     for k in range(3):
+        cat = "synthetic" if k < 2 else "other"  # two categories: one left out in turn
+        (tmp_path / "data" / cat).mkdir(parents=True, exist_ok=True)
         rows = _series(3000, 2000, 10 + k)
-        _write_csv(tmp_path / "data" / "synthetic" / f"s{k}.csv", rows)
-        windows[f"synthetic/s{k}.csv"] = [[rows[1900][0] + ".000000", rows[2100][0] + ".000000"]]
+        _write_csv(tmp_path / "data" / cat / f"s{k}.csv", rows)
+        windows[f"{cat}/s{k}.csv"] = [[rows[1900][0] + ".000000", rows[2100][0] + ".000000"]]
     (tmp_path / "labels" / "combined_windows.json").write_text(json.dumps(windows))
     proc = subprocess.run(
         [
@@ -89,6 +90,7 @@ def test_ml_evaluate_on_a_generated_nab_folder(tmp_path: Path) -> None:
             str(tmp_path),
             "--jobs",
             "1",
+            "--loco",
             "--json",
         ],
         capture_output=True,
@@ -97,6 +99,14 @@ def test_ml_evaluate_on_a_generated_nab_folder(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
+    held = {h["category"]: h for h in report["leave_one_category_out"]}
+    assert sorted(held) == ["other", "synthetic"]
+    for h in held.values():
+        assert h["in_sample"] > 80 and -100 <= h["held_out"] <= 100, h
+        assert h["threshold_out"] > 0 and h["series"] in (1, 2)
+    # One series choosing the threshold for the other two: a threshold that fits one
+    # series only does not carry as well (which is what leaving a category out shows).
+    assert held["synthetic"]["held_out"] < held["synthetic"]["in_sample"]
     standard = report["profiles"]["standard"]
     assert (standard["tp"], standard["fn"]) == (3, 0)  # every shift found
     assert standard["score"] > 80

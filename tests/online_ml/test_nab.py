@@ -15,6 +15,7 @@ from online_ml.nab import (
     Profile,
     Series,
     evaluate,
+    leave_one_category_out,
     format_report,
     load_corpus,
     null_score,
@@ -238,6 +239,32 @@ def test_threshold_search_finds_the_separating_threshold() -> None:
     lower = evaluate(corpus, scores, STANDARD, thresholds=[0.45])
     assert lower.fp > 0
     assert lower.score < result.score
+
+
+def test_leave_one_category_out_chooses_the_threshold_without_the_held_out_category() -> None:
+    """Category b's anomaly scores only 0.6; chosen on a and q alone, the threshold is 0.9
+    (a's detection, above q's false spike at 0.7), which misses b's window: b scores worse
+    held out than in sample. a carries over unchanged; q has no window (raw totals only)."""
+    corpus = [
+        make_series(windows=((300, 320),), name="a/one.csv"),
+        make_series(windows=((500, 540),), n=2000, name="b/two.csv"),
+        make_series(windows=(), n=800, name="q/quiet.csv"),
+    ]
+    scores = {s.name: np.zeros(len(s)) for s in corpus}
+    scores["a/one.csv"][300] = 0.9
+    scores["b/two.csv"][500] = 0.6
+    scores["b/two.csv"][1900] = 0.95  # a false alarm, long after its window
+    scores["q/quiet.csv"][400] = 0.7
+    held = {h.category: h for h in leave_one_category_out(corpus, scores, "standard")}
+    assert sorted(held) == ["a", "b", "q"]
+    assert evaluate(corpus, scores, STANDARD).threshold == 0.6
+    a, b, q = held["a"], held["b"], held["q"]
+    assert a.threshold_out == 0.6 and a.in_sample == a.held_out == pytest.approx(100.0)
+    assert b.threshold_in == 0.6 and b.threshold_out == 0.9
+    assert b.in_sample is not None and b.held_out is not None
+    assert b.held_out < 0.0 < b.in_sample
+    assert q.in_sample is None and q.series == 1
+    assert q.raw_in == q.raw_out == pytest.approx(-STANDARD.a_fp)  # its one false spike
 
 
 def test_sweep_matches_direct_scoring_at_every_candidate() -> None:
