@@ -14,6 +14,8 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
+from river import base as river_base
+
 __all__ = ["AnomalyDetector", "Explanation"]
 
 
@@ -35,8 +37,13 @@ class Explanation:
         )
 
 
-class AnomalyDetector(abc.ABC):
-    """``score_one`` then ``learn_one``, for every observation, in time order."""
+class AnomalyDetector(river_base.AnomalyDetector):
+    """``score_one`` then ``learn_one``, for every observation, in time order.
+
+    A River anomaly detector (`river.base.AnomalyDetector`): River's ``clone``, ``repr``,
+    parameter introspection and its generic estimator checks apply, and River's wrappers
+    (``anomaly.QuantileFilter``, ``anomaly.ThresholdFilter``) take any of ours. What ours
+    add: ``explain`` (what was expected, for a person) and ``flagging``."""
 
     __slots__ = ()  # a subclass may keep its state in slots (the national scale's memory)
 

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 from online_ml.base import AnomalyDetector, Explanation
 from online_ml.ewm import MAD_TO_SIGMA
-from online_ml.likelihood import AnomalyLikelihood
+from online_ml.likelihood import AnomalyLikelihood, LikelihoodParams
 
 __all__ = ["ContextDetector"]
 
 
-class ContextDetector(AnomalyDetector):
+class ContextDetector(LikelihoodParams, AnomalyDetector):
+    """Surprise against the usual level for the hour and kind of day (see the module)."""
+
     def __init__(
         self,
         alpha: float = 0.05,
@@ -39,6 +41,7 @@ class ContextDetector(AnomalyDetector):
         min_seen: int = 10,
     ) -> None:
         self.alpha = alpha
+        self.utc_offset_h = utc_offset_h
         self.utc_offset_s = utc_offset_h * 3600.0
         self.weekend = weekend
         self.min_seen = min_seen

@@ -148,6 +148,8 @@ class _Judgement:
 
 
 class DepartureDetector(AnomalyDetector):
+    """Sustained departures towards danger, rarer than a budget (see the module)."""
+
     # State in slots, not a dict per instance: ~1.5 KB less per sensor.
     __slots__ = (
         "_absorbed",
@@ -206,6 +208,7 @@ class DepartureDetector(AnomalyDetector):
         "suspicious",
         "sustain",
         "sustained",
+        "utc_offset_h",
         "utc_offset_s",
         "warmup_hours",
         "winsor",
@@ -247,6 +250,7 @@ class DepartureDetector(AnomalyDetector):
         self.recent_min = recent_min
         self.context_alpha = context_alpha
         self.min_departure = min_departure
+        self.utc_offset_h = utc_offset_h
         self.utc_offset_s = utc_offset_h * 3600.0
         self.min_context = min_context
         self.calibration_prior = calibration_prior

@@ -17,6 +17,8 @@ __all__ = ["Maximum"]
 
 
 class Maximum(AnomalyDetector):
+    """The most surprised of several detectors."""
+
     def __init__(self, detectors: Sequence[AnomalyDetector]) -> None:
         self.detectors = list(detectors)
         # (x, index of the loudest); holding x keeps its identity unique while cached

@@ -19,7 +19,7 @@ True
 from __future__ import annotations
 
 from online_ml.base import AnomalyDetector, Explanation
-from online_ml.likelihood import AnomalyLikelihood
+from online_ml.likelihood import AnomalyLikelihood, LikelihoodParams
 
 __all__ = ["EWMDetector"]
 
@@ -27,7 +27,9 @@ __all__ = ["EWMDetector"]
 MAD_TO_SIGMA = 1.2533
 
 
-class EWMDetector(AnomalyDetector):
+class EWMDetector(LikelihoodParams, AnomalyDetector):
+    """Surprise against an exponentially weighted level (see the module)."""
+
     def __init__(
         self, alpha: float = 0.05, spread_alpha: float = 0.005, history: int = 1000, short: int = 5
     ) -> None:

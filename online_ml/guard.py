@@ -32,6 +32,9 @@ __all__ = ["LearningGuard"]
 
 
 class LearningGuard(AnomalyDetector):
+    """A detector as the stream runs it: warm-up, and no learning from what it flags
+    (see the module)."""
+
     def __init__(
         self,
         detector: AnomalyDetector,

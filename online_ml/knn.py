@@ -23,12 +23,14 @@ from typing import Any
 import numpy as np
 
 from online_ml.base import AnomalyDetector, Explanation
-from online_ml.likelihood import AnomalyLikelihood
+from online_ml.likelihood import AnomalyLikelihood, LikelihoodParams
 
 __all__ = ["KNNDetector"]
 
 
-class KNNDetector(AnomalyDetector):
+class KNNDetector(LikelihoodParams, AnomalyDetector):
+    """Surprise of the latest shape against its nearest past shapes (see the module)."""
+
     def __init__(
         self,
         window: int = 8,

@@ -30,7 +30,7 @@ import math
 from array import array
 from collections import deque
 
-__all__ = ["AnomalyLikelihood"]
+__all__ = ["AnomalyLikelihood", "LikelihoodParams"]
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -121,3 +121,20 @@ class AnomalyLikelihood:
         score = self.peek(raw)
         self.push(raw)
         return score
+
+
+class LikelihoodParams:
+    """For a detector whose raw score goes through its ``likelihood``: the likelihood's
+    parameters read back as the detector's own (River's ``clone`` and ``repr`` read a
+    model's parameters by their names in ``__init__``)."""
+
+    __slots__ = ()
+    likelihood: AnomalyLikelihood
+
+    @property
+    def history(self) -> int:
+        return self.likelihood.history
+
+    @property
+    def short(self) -> int:
+        return self.likelihood.short

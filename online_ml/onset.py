@@ -36,6 +36,7 @@ A latched leak is not learnt; the same filter without the latch learns it:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 from online_ml.base import AnomalyDetector, Explanation
@@ -44,6 +45,16 @@ __all__ = ["OnsetFilter"]
 
 
 class OnsetFilter(AnomalyDetector):
+    """Onsets of a wrapped detector's surprise, with its learning discipline (see the
+    module)."""
+
+    @classmethod
+    def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
+        """River's checks build one around a fresh EWM detector."""
+        from online_ml.ewm import EWMDetector
+
+        yield {"detector": EWMDetector()}
+
     def __init__(
         self,
         detector: AnomalyDetector,
