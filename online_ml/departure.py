@@ -138,6 +138,12 @@ class _WithZone:
         self.mm += rate * (m * m - self.mm)
 
 
+def _usual_for(slot: int) -> str:
+    """A context slot in words: "its usual level at 14:00 on working days"."""
+    days = "weekends" if slot >= 24 else "working days"
+    return f"its usual level at {slot % 24:02d}:00 on {days}"
+
+
 @dataclass(slots=True)
 class _Judgement:
     departure: float  # D, in spreads (towards danger)
@@ -521,20 +527,22 @@ class DepartureDetector(AnomalyDetector):
         zone = self._zone
         if m is not None and zone.n >= 60:
             beta = zone.slope()
-            e_unit = zone.unit(m)
-            d = self._towards_danger(z - beta * m) / e_unit
+            d = self._towards_danger(z - beta * m) / zone.unit(m)
             # Moving with its zone minutes after the others (or holding while they fall
-            # back) is moving with its zone: judged against the zone's recent peak too.
+            # back) is moving with its zone: judged against the zone's recent peak too,
+            # and explained by whichever of the two explains more.
             peak = self._m_peak = max(0.95 * self._m_peak, self._towards_danger(m))
             if peak > 0.0 and self.direction != "both":
                 m_peak = peak if self.direction == "up" else -peak
-                d = min(d, self._towards_danger(z - beta * m_peak) / zone.unit(m_peak))
+                d_peak = self._towards_danger(z - beta * m_peak) / zone.unit(m_peak)
+                if d_peak < d:
+                    d, m = d_peak, m_peak
             moved = f"{m:+.1f}" if abs(m) >= 0.05 else "0"
             best = _Judgement(
                 d,
                 level,
                 self._r_mean + beta * m * unit,
-                e_unit * r_spread,
+                zone.unit(m) * r_spread,
                 f"its level of the last hour, allowing for the rest of its zone"
                 f" (moved {moved} spreads)",
             )
@@ -552,14 +560,13 @@ class DepartureDetector(AnomalyDetector):
                 ec_unit = self._zone_ctx.unit(mc)
                 dc = self._towards_danger(zc - beta_c * mc) / ec_unit
                 if dc > d:
-                    days = "weekends" if c >= 24 else "working days"
                     best = _Judgement(
                         dc,
                         level,
                         self._c_mean[c] + beta_c * mc * _MAD * c_spread,
                         ec_unit * c_spread,
-                        f"its usual level at {c % 24:02d}:00 on {days}, allowing for the"
-                        f" rest of its zone ({mc:+.1f} spreads from theirs)",
+                        f"{_usual_for(c)}, allowing for the rest of its zone"
+                        f" ({mc:+.1f} spreads from theirs)",
                     )
             return best, z, zc
         # Alone: the usual level for this hour and kind of day must have been learnt on an
@@ -578,9 +585,7 @@ class DepartureDetector(AnomalyDetector):
                 z,
                 zc,
             )
-        days = "weekends" if c >= 24 else "working days"
-        where = f"its usual level at {c % 24:02d}:00 on {days}"
-        return _Judgement(d_context, level, self._c_mean[c], c_spread, where), z, zc
+        return _Judgement(d_context, level, self._c_mean[c], c_spread, _usual_for(c)), z, zc
 
     def _days_before(self, c: int, minute: int, days: int) -> bool:
         """Was context slot ``c`` learnt on at least ``days`` days before ``minute``'s?"""

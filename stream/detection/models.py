@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import statistics
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -169,14 +170,6 @@ class _SensorModel:
 class _Zone:
     risk: ZoneFireRisk
     scores: _MinuteBest = field(default_factory=_MinuteBest)
-
-
-def _median(xs: list[float]) -> float | None:
-    if not xs:
-        return None
-    xs.sort()
-    k = len(xs)
-    return xs[k // 2] if k % 2 else 0.5 * (xs[k // 2 - 1] + xs[k // 2])
 
 
 class ModelBank:
@@ -405,10 +398,13 @@ class ModelBank:
                 zs.append(z)
                 if zc is not None:
                     zcs.append(zc)
-        return _median(zs), _median(zcs)
+        return (
+            statistics.median(zs) if zs else None,
+            statistics.median(zcs) if zcs else None,
+        )
 
     def _moves_with_others(
-        self, sm: _SensorModel, t: float, z: float | None, episode_s: float = 0.0
+        self, sm: _SensorModel, t: float, z: float | None, episode_s: float
     ) -> bool:
         """Record whether ``sm`` is moving now (by ``_MOVING`` of its usual movements or
         more, and which way); do most of its zone's other sensors (or a third of its
