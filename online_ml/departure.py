@@ -94,6 +94,10 @@ _MAD = 1.2533  # mean absolute deviation -> standard deviation, normal distribut
 _MEDIAN_TO_MEAN = 0.7979 / 0.6745  # median absolute deviation -> mean absolute deviation
 _CHANGE = 2.0  # a movement this many usual movements: a change, for a sensor alone
 _SLOTS = 48
+# The model's scale is held within +-_BIG: levels and the zone's movement past it are no
+# reading of a real sensor, and beyond it the 4-byte slots would hold infinities.
+_BIG = 1e30
+_MAX_MOVE = 1e9  # a zone's movement, in spreads, is taken as at most this (its square stays finite)
 
 
 class _WithZone:
@@ -342,7 +346,7 @@ class DepartureDetector(AnomalyDetector):
         if last is not None and raw != last:  # the sensor's step: its smallest change seen
             self._step = min(self._step, abs(raw - last))
         self._last_raw = raw
-        v = self._y(raw)
+        v = min(max(self._y(raw), -_BIG), _BIG)
         minute = int(t // 60)
         if self._minute is not None and minute != self._minute and self._m_n:
             self._close(self._m_sum / self._m_n, self._minute)
@@ -354,10 +358,10 @@ class DepartureDetector(AnomalyDetector):
         self._m_n += 1
         common = x.get("common")
         if common is not None and math.isfinite(common):
-            self._common = common
+            self._common = min(max(common, -_MAX_MOVE), _MAX_MOVE)
         common = x.get("common_ctx")
         if common is not None and math.isfinite(common):
-            self._common_ctx = common
+            self._common_ctx = min(max(common, -_MAX_MOVE), _MAX_MOVE)
 
     def explain(self, x: dict[str, float]) -> Explanation | None:
         j = self._now
@@ -413,7 +417,9 @@ class DepartureDetector(AnomalyDetector):
 
     def _unit(self, y: float) -> float:
         """Back from the model's scale to the sensor's unit."""
-        return y if self.log_floor is None else math.exp(y) - self.log_floor
+        if self.log_floor is None:
+            return y
+        return math.exp(min(y, 709.0)) - self.log_floor  # exp(709) ~ 8e307: no overflow
 
     def _towards_danger(self, d: float) -> float:
         if self.direction == "up":

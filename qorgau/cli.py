@@ -440,8 +440,14 @@ def cmd_ml(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     from online_ml.evaluate import run_nab
 
+    nab = Path(args.nab)
+    if not (nab / "labels" / "combined_windows.json").is_file() or not (nab / "data").is_dir():
+        raise QorgauError(
+            f"{nab}: not a NAB folder (needs data/ and labels/combined_windows.json;"
+            " git clone https://github.com/numenta/NAB)"
+        )
     return run_nab(
-        Path(args.nab),
+        nab,
         detector=args.detector,
         params=params,
         jobs=args.jobs,

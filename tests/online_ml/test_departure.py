@@ -6,6 +6,7 @@ import math
 import pickle
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -90,6 +91,23 @@ def test_absorbed_with_its_zone_it_stays_explained_while_it_holds_and_not_beyond
     assert max(feed(det, beyond)) >= 0.5  # four times the new level: a departure
 
 
+@pytest.mark.parametrize("log_floor", [None, 0.01])
+def test_extreme_finite_values_and_zone_movements_do_not_break_it(
+    log_floor: float | None,
+) -> None:
+    """Hours of values at the ends of the float range, and zone movements as large: the
+    model keeps scoring in [0, 1] and explaining in finite or infinite numbers, never an
+    exception (a 4-byte slot cannot hold 1e300; exp(1e300) overflows)."""
+    det = DepartureDetector(log_floor=log_floor)
+    for i in range(6 * 60):  # six hours, a reading a minute
+        v = (1e300, -1e300, 1.0, 1e15)[i % 4]
+        x = {"value": v, "t": 60.0 * i, "common": (1e300, -1e300)[i % 2], "common_ctx": 1e308}
+        assert 0.0 <= det.score_one(x) <= 1.0
+        det.learn_one(x)
+        why = det.explain(x)
+        assert why is None or not math.isnan(why.expected_high)
+
+
 def _alerts(budget: float, sensors: int, days: int, **params: float) -> int:
     """Episodes flagged over ``sensors`` independent normal series of ``days`` days."""
     opened = 0
@@ -133,7 +151,11 @@ def test_state_is_small_and_survives_pickling() -> None:
     st.lists(
         st.tuples(
             st.floats(0, 1e6, allow_nan=False),
-            st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False),
+            st.one_of(
+                st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False),
+                st.floats(allow_nan=False, allow_infinity=False),  # to +-1.8e308
+            ),
+            st.floats(allow_nan=False, allow_infinity=False),
         ),
         max_size=300,
     ),
@@ -141,13 +163,13 @@ def test_state_is_small_and_survives_pickling() -> None:
     st.sampled_from([None, 0.01, 5.0]),
 )
 def test_any_finite_input_gives_a_score_in_0_1(
-    points: list[tuple[float, float]], direction: str, log_floor: float | None
+    points: list[tuple[float, float, float]], direction: str, log_floor: float | None
 ) -> None:
     det = DepartureDetector(direction=direction, log_floor=log_floor)  # type: ignore[arg-type]
     t = 0.0
-    for dt, v in points:
+    for dt, v, common in points:
         t += dt
-        x = {"value": v, "t": t, "common": v % 7.0}
+        x = {"value": v, "t": t, "common": common, "common_ctx": -common}
         s = det.score_one(x)
         assert 0.0 <= s <= 1.0
         det.explain(x)

@@ -104,6 +104,14 @@ def test_ml_evaluate_on_a_generated_nab_folder(tmp_path: Path) -> None:
     for h in held.values():
         assert h["in_sample"] > 80 and -100 <= h["held_out"] <= 100, h
         assert h["threshold_out"] > 0 and h["series"] in (1, 2)
+    missing = subprocess.run(
+        [sys.executable, "-m", "qorgau", "ml", "evaluate", "--nab", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 1 and "not a NAB folder" in missing.stderr
+    assert "Traceback" not in missing.stderr
     # One series choosing the threshold for the other two: a threshold that fits one
     # series only does not carry as well (which is what leaving a category out shows).
     assert held["synthetic"]["held_out"] < held["synthetic"]["in_sample"]
