@@ -135,10 +135,10 @@ class FireSettings:
     clear_hold_s: float = 300.0
     # Smouldering, by convergence: smoke creeping up (`stream.detection.fire.Creep`) for
     # smoulder_for_s while the zone's CO or heat is rising too.
-    smoulder_smoke_rise: float = 0.5  # %obs/m above the smoke sensor's normal level
-    smoulder_smoke_step: float = 0.02  # %obs/m, each 2-min mean above the one before
-    smoulder_co_rise: float = 0.5  # mg/m3 above the CO sensor's normal level
-    smoulder_heat_rise: float = 0.5  # degC above the heat sensor's normal level
+    smoulder_smoke_rise: float = 0.4  # %obs/m: the smoke's floor above its normal level
+    smoulder_smoke_rate: float = 0.04  # %obs/m a minute, the floor's slope over 8 min
+    smoulder_co_rise: float = 0.5  # mg/m3: CO's rise over the same 8 min
+    smoulder_heat_rise: float = 0.3  # degC: the heat's rise over the same 8 min
     smoulder_for_s: float = 60.0
 
 

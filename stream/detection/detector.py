@@ -687,11 +687,11 @@ class Detector:
             st.creep = Creep()
         if st.hazard != "smoke":
             rise = f.smoulder_co_rise if st.hazard == "co" else f.smoulder_heat_rise
-            st.creep.update(t, value, rise, 0.0)
+            st.creep.update(t, value, rise, None)
             if st.creep.rising(rise):
                 zone.rising[st.sensor_id] = t
             return ""
-        creeping = st.creep.update(t, value, f.smoulder_smoke_rise, f.smoulder_smoke_step)
+        creeping = st.creep.update(t, value, f.smoulder_smoke_rise, f.smoulder_smoke_rate)
         with_it = (
             sorted(sid for sid, at in zone.rising.items() if at >= t - 120.0) if creeping else []
         )
@@ -702,9 +702,12 @@ class Detector:
         if t - since < f.smoulder_for_s:
             return ""
         base = st.creep.baseline if st.creep.baseline is not None else value
+        fit = st.creep.fitted
+        floor, rate = (fit[1], fit[0]) if fit is not None else (value, 0.0)
         return (
-            f"smouldering: smoke {value:.2f} %obs/m, creeping up from its normal"
-            f" {base:.2f} over the last 8 min, with {', '.join(with_it)} rising too"
+            f"smouldering: smoke creeping up {rate:.2f} %obs/m a minute for 8 min, its floor"
+            f" now {floor:.2f} %obs/m against its normal {base:.2f} (no welding run or"
+            f" forklift keeps rising like this), with {', '.join(with_it)} rising too"
         )
 
     # --- exposures ----------------------------------------------------------------------
@@ -771,7 +774,7 @@ class Detector:
                 }
                 sensors[sid] = fields
         state = {
-            "v": 3,  # 2: averaging windows in flat arrays; 3: smoulder buffers too
+            "v": 4,  # 2: averaging windows in flat arrays; 3: smoulder buffers; 4: floors
             "watermark": self.watermarks.get(enterprise_id),
             "sensors": sensors,
             "zones": {k: v for k, v in self._zones.items() if k.startswith(prefix)},
@@ -783,7 +786,7 @@ class Detector:
         """Restore an enterprise exported by `export_state` (replacing what is held)."""
         self.drop_enterprise(enterprise_id)
         state = pickle.loads(zlib.decompress(blob))  # our own checkpoint, from our own database
-        if state.get("v") != 3:  # another layout: detection starts afresh
+        if state.get("v") != 4:  # another layout: detection starts afresh
             return
         wm = state.get("watermark")
         if wm is not None:

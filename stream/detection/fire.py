@@ -18,6 +18,7 @@ False
 from __future__ import annotations
 
 import math
+import statistics
 from array import array
 from collections import deque
 from itertools import pairwise
@@ -78,80 +79,150 @@ class HeatState:
         return max(self.settings.fixed_c, base + self.settings.fixed_above_normal_c)
 
 
+def _slope(points: list[tuple[int, float]]) -> float:
+    """Theil-Sen slope of ``(x, y)`` points: the median of the pairwise slopes, which a
+    few outliers (a welding run, a forklift's pass) do not move; 0 for fewer than 2."""
+    slopes = [(b[1] - a[1]) / (b[0] - a[0]) for i, a in enumerate(points) for b in points[i + 1 :]]
+    return statistics.median(slopes) if slopes else 0.0
+
+
+def _trend_z(points: list[tuple[int, float]]) -> float:
+    """Mann-Kendall z of ``(x, y)`` points ordered by x: how far the count of rising
+    pairs minus falling pairs stands above what chance gives (ties counted as neither;
+    the variance without the tie correction, which only makes it stricter)."""
+    n = len(points)
+    s = sum((b[1] > a[1]) - (b[1] < a[1]) for i, a in enumerate(points) for b in points[i + 1 :])
+    if n < 3 or s == 0:
+        return 0.0
+    sd = math.sqrt(n * (n - 1) * (2 * n + 5) / 18.0)
+    return (s - math.copysign(1.0, s)) / sd
+
+
+def _envelope(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Each point's value replaced by the lowest from it to the last: what a signal
+    that only ever gets lifted for a while (never lowered) shows underneath."""
+    out: list[tuple[int, float]] = []
+    low = math.inf
+    for k, v in reversed(points):
+        low = min(low, v)
+        out.append((k, low))
+    out.reverse()
+    return out
+
+
 class Creep:
     """Is a signal creeping up, as a smouldering fire makes smoke, CO and heat do?
 
-    The last 8 minutes in four 2-minute means, oldest first: it creeps when each
-    is higher than the one before (by ``step``, no step more than 60 % of the whole
-    rise), and the newest stands ``min_rise`` above the signal's own normal level.
-    A welding run or a forklift's pass lifts a level in a step and holds it or
-    falls back; a smouldering fire keeps growing.
-    The normal level is an exponential average (``tau_s``) of the readings that are
-    not well above it, so a creeping signal never becomes normal.
+    What is judged is the signal's *floor*: the lowest reading of each half minute
+    of the last 8 minutes. Welding runs and forklift passes only add to a signal, so
+    they lift some floors for a minute or three; a smouldering fire lifts them all,
+    steadily (see `fit`), and the fitted floor now stands ``min_rise`` above the
+    signal's own normal level: an exponential average (``tau_s``) of the lowest floor
+    of the 8 minutes, which runs do not lift, and which follows a shift's level
+    within the hour but lags a fire's minutes.
 
     >>> c = Creep()
-    >>> quiet = [c.update(float(t), 0.2 + 0.01 * (t % 3), 0.3, 0.02) for t in range(0, 3600, 10)]
+    >>> quiet = [c.update(float(t), 0.2 + 0.01 * (t % 3), 0.4, 0.04) for t in range(0, 3600, 10)]
     >>> any(quiet)
     False
-    >>> growing = [c.update(3600.0 + t, 0.2 + 0.0015 * t, 0.3, 0.02) for t in range(0, 900, 10)]
-    >>> growing.index(True) * 10 // 60   # minutes after it began to grow
+    >>> growing = [c.update(3600.0 + t, 0.2 + 0.0015 * t, 0.4, 0.04) for t in range(0, 900, 10)]
+    >>> growing.index(True) * 10 // 60   # minutes after it began to grow (0.09 a minute)
     5
-    >>> after = [c.update(4500.0 + t, 0.2, 0.3, 0.02) for t in range(0, 180, 10)]
-    >>> after[-1]   # back to normal: within two minutes the newest mean falls
+    >>> after = [c.update(4500.0 + t, 0.2, 0.4, 0.04) for t in range(0, 300, 10)]
+    >>> after[-1]   # back to normal
     False
-    >>> c.update(5000.0, 1.5, 0.3, 0.02)   # one jump is not creeping
+    >>> step = [c.update(5000.0 + t, 0.2 if t < 240 else 1.2, 0.4, 0.04) for t in range(0, 900, 10)]
+    >>> any(step)   # one step that holds is not creeping
     False
     """
 
     __slots__ = (
         "_creeps",
+        "_fit",
+        "_floors",
         "_head",
-        "_means",
         "_next_t",
         "_t",
         "_v",
         "baseline",
-        "deviation",
+        "level",
         "tau_s",
     )
 
-    #: The 2-minute means are worked out again at most this often (event time, s):
-    #: a pass over 8 minutes of readings for every reading would cost the rules a third
-    #: of their speed, for an answer that moves on the scale of minutes.
+    #: The floors are worked out again at most this often (event time, s): a pass over
+    #: 8 minutes of readings for every reading would cost the rules a third of their
+    #: speed, for an answer that moves on the scale of minutes.
     EVERY_S = 30.0
+    #: Half minutes in the 8 minutes judged (each 4-minute half needs 3 with a reading).
+    BUCKETS = 16
 
     def __init__(self, tau_s: float = 3600.0) -> None:
         self.tau_s = tau_s
-        self.baseline: float | None = None
-        self.deviation = 0.0
+        self.baseline: float | None = None  # under the runs: what creeping is judged by
+        self.level: float | None = None  # the usual floor: what `rising` is judged by
         # The last 8 minutes of readings, oldest first from _head, in two flat arrays
         # (16 bytes a reading; a tuple in a deque took ~110).
         self._t = array("d")
         self._v = array("d")
         self._head = 0
-        self._means: list[float] | None = None
+        self._floors: list[tuple[int, float]] = []  # as of the last time worked out
+        self._fit: tuple[float, float] | None = None  # (slope /min, fitted floor now)
         self._creeps = False
         self._next_t = -math.inf
 
-    def means(self, t: float) -> list[float] | None:
-        """The four 2-minute means of the last 8 minutes, oldest first (None: a gap)."""
-        sums = [0.0, 0.0, 0.0, 0.0]
-        counts = [0, 0, 0, 0]
+    def floors(self, t: float) -> list[tuple[int, float]]:
+        """The lowest reading of each half minute of the last 8 minutes that has one,
+        as (half minute, floor), oldest first (half minute 15 ends at ``t``)."""
+        low = [math.inf] * self.BUCKETS
         ts, vs = self._t, self._v
         for i in range(self._head, len(ts)):
-            at, v = ts[i], vs[i]
-            k = int((t - at) // 120.0)
-            if 0 <= k < 4:
-                sums[3 - k] += v
-                counts[3 - k] += 1
-        if not all(counts):
-            return None
-        return [s / n for s, n in zip(sums, counts, strict=True)]
+            k = self.BUCKETS - 1 - int((t - ts[i]) // 30.0)
+            if 0 <= k < self.BUCKETS and vs[i] < low[k]:
+                low[k] = vs[i]
+        return [(k, v) for k, v in enumerate(low) if v != math.inf]
 
-    def update(self, t: float, value: float, min_rise: float, step: float) -> bool:
+    def fit(
+        self, pts: list[tuple[int, float]], rate: float, jump: float
+    ) -> tuple[float, float] | None:
+        """(slope a minute, fitted level now) when the ``floors`` creep up; None otherwise
+        or on a gap.
+
+        The floors' lower envelope (each the lowest floor from it to now) forgets the
+        runs that came and went. A jump of the envelope by more than ``jump`` within the
+        last 5 minutes is a run still going on (a smouldering fire's floor rises a few
+        hundredths in a half minute): what it hides is left out. What is left creeps
+        when its Theil-Sen slope is at least ``rate`` a minute, it rises in each
+        4-minute half, and no single half minute holds more than 40 % of its rise (a
+        run that started and holds for longer is a step, not a creep).
+        """
+        env = _envelope(pts)
+        for i in range(1, len(env)):
+            if env[i][1] - env[i - 1][1] > jump and env[i][0] >= self.BUCKETS - 10:
+                env = _envelope(pts[:i])
+                break
+        half = self.BUCKETS // 2
+        first = [v for k, v in env if k < half]
+        second = [v for k, v in env if k >= half]
+        if len(first) < 3 or len(second) < 3:
+            return None
+        rise = env[-1][1] - env[0][1]
+        if (
+            first[-1] <= first[0]
+            or second[-1] <= first[-1]
+            or max(b[1] - a[1] for a, b in pairwise(env)) > 0.4 * rise
+        ):
+            return None
+        slope = 2.0 * _slope(env)  # per half minute -> per minute
+        if slope < rate:
+            return None
+        offset = statistics.median(v - 0.5 * slope * k for k, v in env)
+        return slope, offset + 0.5 * slope * (self.BUCKETS - 1)
+
+    def update(self, t: float, value: float, min_rise: float, rate: float | None) -> bool:
+        """Add a reading; is the signal creeping (with ``rate`` None: only keep the
+        floors and the normal level up to date, for `rising`)?"""
         ts, vs = self._t, self._v
         head = self._head
-        last_t = ts[-1] if len(ts) > head else None
         ts.append(t)
         vs.append(value)
         horizon = t - 480.0
@@ -161,41 +232,52 @@ class Creep:
             del ts[:head], vs[:head]
             head = 0
         self._head = head
-        if self.baseline is None:
-            self.baseline = value
-            return False
-        if (
-            value <= self.baseline + max(0.5 * min_rise, 3.0 * self.deviation)
-            and last_t is not None
-        ):
-            dt = t - last_t
-            if dt > 0:
-                alpha = 1.0 - math.exp(-dt / self.tau_s)
-                self.deviation += alpha * (abs(value - self.baseline) - self.deviation)
-                self.baseline += alpha * (value - self.baseline)
         if t < self._next_t:
             return self._creeps
+        dt = t - self._next_t + self.EVERY_S
         self._next_t = t + self.EVERY_S
-        m = self._means = self.means(t)
-        if m is None:
-            self._creeps = False
-            return False
-        steps = [b - a for a, b in pairwise(m)]
-        # Growing all along, not in one jump (a welding run starting lifts one mean).
-        growing = min(steps) >= step and max(steps) <= 0.6 * (m[-1] - m[0])
-        self._creeps = growing and m[-1] - self.baseline >= min_rise
+        pts = self._floors = self.floors(t)
+        if pts:  # the normal levels: averages of the 8 minutes' lowest and newest floor
+            low, new = min(v for _, v in pts), pts[-1][1]
+            if self.baseline is None or self.level is None or not math.isfinite(dt):
+                self.baseline, self.level = low, new
+            else:
+                alpha = 1.0 - math.exp(-min(dt, self.tau_s) / self.tau_s)
+                self.baseline += alpha * (low - self.baseline)
+                self.level += alpha * (new - self.level)
+        fit = self._fit = self.fit(pts, rate, 0.5 * min_rise) if rate is not None else None
+        self._creeps = (
+            fit is not None and self.baseline is not None and fit[1] - self.baseline >= min_rise
+        )
         return self._creeps
 
     def rising(self, min_rise: float) -> bool:
-        """Weaker: the newest 2-minute mean above the oldest, and ``min_rise`` above the
-        normal level (as of the last time the means were worked out)."""
-        m = self._means
-        return (
-            m is not None
-            and self.baseline is not None
-            and m[-1] > m[0]
-            and m[-1] - self.baseline >= min_rise
+        """Weaker, for the signals that go with a creeping smoke (as of the last time
+        the floors were worked out): the Mann-Kendall test on the floors of the 8
+        minutes calls it a trend (z >= 2) and their Theil-Sen line rises by at least
+        ``min_rise``, or a weaker trend (z >= 1) has taken the newest 2 minutes'
+        floors ``min_rise`` above their usual level (a coarse sensor's 0.5 °C steps have
+        no Theil-Sen slope). A forklift's pass does not tilt the line, and a wobble
+        that comes and goes is no trend."""
+        pts = self._floors
+        half = self.BUCKETS // 2
+        if sum(k < half for k, _ in pts) < 3 or sum(k >= half for k, _ in pts) < 3:
+            return False
+        z = _trend_z(pts)
+        if z >= 2.0 and _slope(pts) * self.BUCKETS >= min_rise:
+            return True  # a clear trend, by at least min_rise over the 8 minutes
+        new = [v for k, v in pts if k >= self.BUCKETS - 4]
+        return (  # or a weaker one, that has taken it min_rise above its usual level
+            z >= 1.0
+            and self.level is not None
+            and bool(new)
+            and statistics.fmean(new) - self.level >= min_rise
         )
+
+    @property
+    def fitted(self) -> tuple[float, float] | None:
+        """(slope a minute, fitted floor now) when last found rising (None otherwise)."""
+        return self._fit
 
 
 class ZoneFire:
