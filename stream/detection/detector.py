@@ -97,6 +97,7 @@ class _Sensor:
     last_ts: datetime | None = None
     stuck_value: float | None = None
     stuck_since: float = 0.0
+    stuck_last_t: float = 0.0  # the run's newest reading (a silence is not part of it)
     stuck_count: int = 0
     run_max_s: float = 0.0  # the longest run of one value it has shown (clean air aside)
     runs: int = 0  # runs of one value that ended (learnt from)
@@ -498,15 +499,19 @@ class Detector:
             st.stuck_value, st.stuck_count = None, 0
         elif not late:
             prior = self.limits.health.stuck_after_s.get(st.hazard, 0.0)
-            if r.value == st.stuck_value:
+            if r.value == st.stuck_value and t - st.stuck_last_t <= st.stale_after_s:
                 st.stuck_count += 1
             else:
                 # A run that ended is learnt (one that was reported too: a sensor that
-                # moves on by itself was not broken), unless it was clean air.
+                # moves on by itself was not broken), unless it was clean air. It lasted
+                # to its own last reading, and a silence ends it: hours without readings
+                # are not hours of one value (a stale sensor that came back with the
+                # value it went silent on once taught that it holds values for hours).
                 if st.stuck_value is not None and not self._clean_air(st, st.stuck_value):
-                    st.run_max_s = max(st.run_max_s, t - st.stuck_since)
+                    st.run_max_s = max(st.run_max_s, st.stuck_last_t - st.stuck_since)
                     st.runs += 1
                 st.stuck_value, st.stuck_since, st.stuck_count = r.value, t, 1
+            st.stuck_last_t = t
             ignorable = self._clean_air(st, r.value)
             st.low = min(st.low, r.value)
             if (

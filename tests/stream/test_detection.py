@@ -238,6 +238,29 @@ def test_a_fine_sensor_is_stuck_minutes_after_it_freezes() -> None:
     assert "its longest normal run is 0 min" in fault.message
 
 
+def test_a_sensor_silent_for_hours_still_counts_as_fine_when_it_freezes() -> None:
+    """Seed 31's miss: a fine H2S sensor was silent for 2 h 20 min (reported stale) and
+    came back with the value it went silent on; the silence was learnt as a 2-hour run
+    of one value, so when it froze a day later it counted as coarse and was never
+    reported. A silence ends a run: the freeze is reported 10 min after it starts."""
+    rng = np.random.default_rng(2)
+    before = list(np.round(1.5 + rng.normal(0, 0.1, 1080), 2))  # 3 h, 10-s readings
+    after = list(np.round(1.5 + rng.normal(0, 0.1, 1080), 2))
+    frozen_at = 10.0 * len(before) + 8400.0 + 10.0 * len(after)
+    series = [("G", "h2s", 10.0 * i, float(v)) for i, v in enumerate(before)]
+    after[0] = before[-1]  # back with the value it went silent on
+    series += [
+        ("G", "h2s", 10.0 * len(before) + 8400.0 + 10.0 * i, float(v)) for i, v in enumerate(after)
+    ]
+    series += [("G", "h2s", frozen_at + 10.0 * i, float(after[-1])) for i in range(1, 120)]
+    # A neighbour keeps the enterprise's clock going through the silence.
+    series += [("N", "noise", 60.0 * i, 70.0 + (i % 7)) for i in range(int(frozen_at // 60) + 22)]
+    events = run(series)
+    got = [x for x in opened(events) if x[0] == "sensor_fault"]
+    assert len(got) == 1, got
+    assert 600 <= got[0][2] - (frozen_at - 10.0) <= 630, got
+
+
 def test_a_coarse_sensor_that_holds_a_value_for_an_hour_is_not_stuck() -> None:
     """A 0.5-degC thermometer in a quiet room holds 21.5 for 50 min at a time, then 22
     for 10: it is coarse (its longest run is over 5 min), so two hours
