@@ -499,16 +499,18 @@ class Detector:
             st.stuck_value, st.stuck_count = None, 0
         elif not late:
             prior = self.limits.health.stuck_after_s.get(st.hazard, 0.0)
-            if r.value == st.stuck_value and t - st.stuck_last_t <= st.stale_after_s:
+            silence = t - st.stuck_last_t > st.stale_after_s
+            if r.value == st.stuck_value and not silence:
                 st.stuck_count += 1
             else:
                 # A run that ended is learnt (one that was reported too: a sensor that
-                # moves on by itself was not broken), unless it was clean air. It lasted
-                # to its own last reading, and a silence ends it: hours without readings
+                # moves on by itself was not broken), unless it was clean air. It held
+                # until this reading, unless a silence came first: hours without readings
                 # are not hours of one value (a stale sensor that came back with the
                 # value it went silent on once taught that it holds values for hours).
                 if st.stuck_value is not None and not self._clean_air(st, st.stuck_value):
-                    st.run_max_s = max(st.run_max_s, st.stuck_last_t - st.stuck_since)
+                    end = st.stuck_last_t if silence else t
+                    st.run_max_s = max(st.run_max_s, end - st.stuck_since)
                     st.runs += 1
                 st.stuck_value, st.stuck_since, st.stuck_count = r.value, t, 1
             st.stuck_last_t = t
