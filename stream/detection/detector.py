@@ -694,8 +694,7 @@ class Detector:
             st.creep = Creep()
         if st.hazard != "smoke":
             rise = f.smoulder_co_rise if st.hazard == "co" else f.smoulder_heat_rise
-            st.creep.update(t, value, rise, None)
-            if st.creep.rising(rise):
+            if st.creep.update(t, value, rise, None):  # rising, as of its last 30 s
                 zone.rising[st.sensor_id] = t
             return ""
         creeping = st.creep.update(t, value, f.smoulder_smoke_rise, f.smoulder_smoke_rate)

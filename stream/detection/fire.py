@@ -181,6 +181,11 @@ class Creep:
                 low[k] = vs[i]
         return [(k, v) for k, v in enumerate(low) if v != math.inf]
 
+    def _both_halves(self, pts: list[tuple[int, float]]) -> bool:
+        """Do both 4-minute halves of the 8 minutes hold at least 3 floors?"""
+        half = self.BUCKETS // 2
+        return sum(k < half for k, _ in pts) >= 3 and sum(k >= half for k, _ in pts) >= 3
+
     def fit(
         self, pts: list[tuple[int, float]], rate: float, jump: float
     ) -> tuple[float, float] | None:
@@ -200,11 +205,11 @@ class Creep:
             if env[i][1] - env[i - 1][1] > jump and env[i][0] >= self.BUCKETS - 10:
                 env = _envelope(pts[:i])
                 break
+        if not self._both_halves(env):
+            return None
         half = self.BUCKETS // 2
         first = [v for k, v in env if k < half]
         second = [v for k, v in env if k >= half]
-        if len(first) < 3 or len(second) < 3:
-            return None
         rise = env[-1][1] - env[0][1]
         if (
             first[-1] <= first[0]
@@ -219,8 +224,9 @@ class Creep:
         return slope, offset + 0.5 * slope * (self.BUCKETS - 1)
 
     def update(self, t: float, value: float, min_rise: float, rate: float | None) -> bool:
-        """Add a reading; is the signal creeping (with ``rate`` None: only keep the
-        floors and the normal level up to date, for `rising`)?"""
+        """Add a reading; is the signal creeping up at ``rate`` or more (with ``rate``
+        None: is it rising, the weaker test of `rising`)? Worked out once every
+        ``EVERY_S``; between, the last answer."""
         ts, vs = self._t, self._v
         head = self._head
         ts.append(t)
@@ -245,7 +251,11 @@ class Creep:
                 alpha = 1.0 - math.exp(-min(dt, self.tau_s) / self.tau_s)
                 self.baseline += alpha * (low - self.baseline)
                 self.level += alpha * (new - self.level)
-        fit = self._fit = self.fit(pts, rate, 0.5 * min_rise) if rate is not None else None
+        if rate is None:
+            self._fit = None
+            self._creeps = self.rising(min_rise)
+            return self._creeps
+        fit = self._fit = self.fit(pts, rate, 0.5 * min_rise)
         self._creeps = (
             fit is not None and self.baseline is not None and fit[1] - self.baseline >= min_rise
         )
@@ -260,8 +270,7 @@ class Creep:
         no Theil-Sen slope). A forklift's pass does not tilt the line, and a wobble
         that comes and goes is no trend."""
         pts = self._floors
-        half = self.BUCKETS // 2
-        if sum(k < half for k, _ in pts) < 3 or sum(k >= half for k, _ in pts) < 3:
+        if not self._both_halves(pts):
             return False
         z = _trend_z(pts)
         if z >= 2.0 and _slope(pts) * self.BUCKETS >= min_rise:
