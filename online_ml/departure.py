@@ -16,14 +16,16 @@ Per sensor, in constant memory (a few hundred numbers):
   minus the recent level, in units of its own usual size, is the sensor's
   *movement* ``z``.
 * **With its zone** (when the caller passes ``x["common"]``, the median
-  movement of the zone's other sensors, as `stream.detection.models.ModelBank`
-  does): sensors of a zone follow the same
+  movement towards danger of the zone's other sensors — each one's `towards` —
+  as `stream.detection.models.ModelBank` does): sensors of a zone follow the same
   work — a shift starting, a line switched on, the ventilation stepping — so
   the part of ``z`` the zone explains (``beta * common``, ``beta`` learnt
   online as a regression slope) is taken out, and what remains is judged in
   units of its usual size (which grows with how much the zone moves: a fit
-  ``a + b |common|``). A night at day-shift level, or vibration doubled while
-  the rest of the workshop carries on as before, remains. Once a context slot
+  ``a + b |common|``); a zone moving the same way (a spread or more) explains,
+  it never makes a movement more surprising than it is alone. A night at
+  day-shift level, or vibration doubled while the rest of the workshop carries
+  on as before, remains. Once a context slot
   has been learnt on two earlier days, the level against its usual level for
   the time, allowing for the zone's (``x["common_ctx"]``), is judged too.
 * **Alone** (no zone to compare with): the level now against both the recent
@@ -102,7 +104,8 @@ _MAX_MOVE = 1e9  # a zone's movement, in spreads, is taken as at most this (its 
 
 class _WithZone:
     """A sensor's quantity ``x`` against its zone's ``m``: how much of ``m`` it follows
-    (the slope E[x m] / E[m^2], 0 .. 3, a prior of 1) and how large what remains
+    (the slope E[x m] / E[m^2], -3 .. 3, a prior of 1; the zone's movement comes towards
+    danger, so oxygen falling as the work's gases rise follows it) and how large what remains
     usually is — a + b |m| by least squares over |residual| against |m| (b >= 0, a at
     least a tenth of the mean), each learnt |residual| cut at 3 of that size, a day's
     memory: a shift starting is explained less exactly than a quiet night."""
@@ -116,7 +119,7 @@ class _WithZone:
         self.fit = [1.0, 0.0, 0.0, 1.0, 0.0]  # E[1], E[|m|], E[m^2], E[|e|], E[|e| |m|]
 
     def slope(self) -> float:
-        return min(max(self.xm / self.mm, 0.0), 3.0) if self.mm > 1e-9 else 0.0
+        return min(max(self.xm / self.mm, -3.0), 3.0) if self.mm > 1e-9 else 0.0
 
     def size(self, m: float) -> float:
         """The usual |residual| when the zone moves by ``m``."""
@@ -138,6 +141,14 @@ class _WithZone:
         fit = self.fit
         for i, v in enumerate((1.0, am, am * am, e, e * am)):
             fit[i] += rate * (v - fit[i])
+        self.follow(x, m)
+
+    def follow(self, x: float, m: float) -> None:
+        """Learn the slope alone: a minute too far out to teach the usual residual still
+        shows how the sensor follows its zone (a sensor departing alone has ``m`` near 0
+        and moves the slope little; oxygen falling as a shift starts is what teaches its
+        negative slope)."""
+        rate = max(1.0 / (self.n + 60), 1.0 / 1440)
         self.xm += rate * (x * m - self.xm)
         self.mm += rate * (m * m - self.mm)
 
@@ -179,6 +190,7 @@ class DepartureDetector(AnomalyDetector):
         "_g_dev",
         "_high",
         "_hour",
+        "_hour_clean",
         "_hour_max",
         "_last_raw",
         "_low",
@@ -193,6 +205,7 @@ class DepartureDetector(AnomalyDetector):
         "_past",
         "_past_pos",
         "_past_sum",
+        "_pending",
         "_r_dev",
         "_r_mean",
         "_r_med",
@@ -313,6 +326,10 @@ class DepartureDetector(AnomalyDetector):
         # Hourly maxima of D: the open hour's, and their EW mean and mean square.
         self._hour: int | None = None
         self._hour_max = 0.0
+        self._hour_clean = 0.0  # the same, minutes of a departure (half-way there) left out
+        # (maximum, maximum left out) of an hour that closed during a departure: whether
+        # the departure counts is known when it ends (an absorbed one does not).
+        self._pending: tuple[float, float] | None = None
         self._b_mean = 0.0
         self._b_sq = 0.0
         self._b_n = 0
@@ -356,12 +373,15 @@ class DepartureDetector(AnomalyDetector):
             self._minute = minute
         self._m_sum += v
         self._m_n += 1
+        # The zone's movements come towards danger (see `towards`); kept in this
+        # sensor's own sense: oxygen's "up" is the zone's "down".
+        sign = self._sign()
         common = x.get("common")
         if common is not None and math.isfinite(common):
-            self._common = min(max(common, -_MAX_MOVE), _MAX_MOVE)
+            self._common = sign * min(max(common, -_MAX_MOVE), _MAX_MOVE)
         common = x.get("common_ctx")
         if common is not None and math.isfinite(common):
-            self._common_ctx = min(max(common, -_MAX_MOVE), _MAX_MOVE)
+            self._common_ctx = sign * min(max(common, -_MAX_MOVE), _MAX_MOVE)
 
     def explain(self, x: dict[str, float]) -> Explanation | None:
         j = self._now
@@ -385,6 +405,24 @@ class DepartureDetector(AnomalyDetector):
         )
 
     @property
+    def departure(self) -> float | None:
+        """The newest minute's departure towards danger, in spreads (None before enough
+        is known): what the budget's threshold is held against."""
+        return None if self._now is None else self._now.departure
+
+    def towards(self) -> tuple[float | None, float | None]:
+        """The newest minute's movement ``z`` and level against its context ``zc``,
+        towards danger (oxygen's taken downwards): what the zone's other sensors are told
+        as ``x["common"]`` and ``x["common_ctx"]`` — a shift starting moves a zone's gases
+        up and its oxygen down, both towards danger, together."""
+        sign = self._sign()
+        z, zc = self.z, self.zc
+        return (None if z is None else sign * z), (None if zc is None else sign * zc)
+
+    def _sign(self) -> float:
+        return -1.0 if self.direction == "down" else 1.0
+
+    @property
     def flagging(self) -> bool:
         return self.flagged
 
@@ -406,6 +444,13 @@ class DepartureDetector(AnomalyDetector):
         self.flagged = False
         self._d_recent.clear()
         self._streak = 0
+        # Explained, so not part of this sensor's normal operation: its calibration forgets
+        # it (one shift start's minutes before they were absorbed would otherwise lift the
+        # threshold by half for a fortnight).
+        self._hour_max = self._hour_clean
+        if self._pending is not None:
+            self._calibrate(self._pending[1])
+            self._pending = None
 
     # --- scales --------------------------------------------------------------------------
     def _y(self, value: float) -> float:
@@ -534,24 +579,42 @@ class DepartureDetector(AnomalyDetector):
         if m is not None and zone.n >= 60:
             beta = zone.slope()
             d = self._towards_danger(z - beta * m) / zone.unit(m)
+            # A zone moving the same way can explain a movement, never make it more
+            # surprising than it is on its own (the usual remainder is learnt mostly on
+            # quiet minutes: a zone's production change is fitted less exactly).
+            same_way = m * z > 0.0 and abs(m) >= 1.0
             # Moving with its zone minutes after the others (or holding while they fall
             # back) is moving with its zone: judged against the zone's recent peak too,
             # and explained by whichever of the two explains more.
-            peak = self._m_peak = max(0.95 * self._m_peak, self._towards_danger(m))
+            # (the zone's peak the way that explains a move towards danger: up for a sensor
+            # that follows its zone, down for one that moves against it)
+            sign = 1.0 if beta >= 0.0 else -1.0
+            peak = self._m_peak = max(0.95 * self._m_peak, self._towards_danger(sign * m))
             if peak > 0.0 and self.direction != "both":
-                m_peak = peak if self.direction == "up" else -peak
+                m_peak = sign * (peak if self.direction == "up" else -peak)
                 d_peak = self._towards_danger(z - beta * m_peak) / zone.unit(m_peak)
                 if d_peak < d:
                     d, m = d_peak, m_peak
-            moved = f"{m:+.1f}" if abs(m) >= 0.05 else "0"
-            best = _Judgement(
-                d,
-                level,
-                self._r_mean + beta * m * unit,
-                zone.unit(m) * r_spread,
-                f"its level of the last hour, allowing for the rest of its zone"
-                f" (moved {moved} spreads)",
-            )
+            moved = f"{self._sign() * m:+.1f}" if abs(m) >= 0.05 else "0"
+            own = self._towards_danger(z)
+            if same_way and own < d:
+                best = _Judgement(
+                    own,
+                    level,
+                    self._r_mean,
+                    r_spread,
+                    f"its level of the last hour (the rest of its zone moved {moved}"
+                    " spreads the same way)",
+                )
+            else:
+                best = _Judgement(
+                    d,
+                    level,
+                    self._r_mean + beta * m * unit,
+                    zone.unit(m) * r_spread,
+                    f"its level of the last hour, allowing for the rest of its zone"
+                    f" (moved {moved} spreads)",
+                )
             mc = self._common_ctx
             # The usual level for the time, once seen on two days before this one: a day
             # says nothing about how much the next differs.
@@ -565,14 +628,16 @@ class DepartureDetector(AnomalyDetector):
                 beta_c = self._zone_ctx.slope()
                 ec_unit = self._zone_ctx.unit(mc)
                 dc = self._towards_danger(zc - beta_c * mc) / ec_unit
-                if dc > d:
+                if mc * zc > 0.0 and abs(mc) >= 1.0:  # as above: no more than on its own
+                    dc = min(dc, self._towards_danger(zc))
+                if dc > best.departure:
                     best = _Judgement(
                         dc,
                         level,
                         self._c_mean[c] + beta_c * mc * _MAD * c_spread,
                         ec_unit * c_spread,
                         f"{_usual_for(c)}, allowing for the rest of its zone"
-                        f" ({mc:+.1f} spreads from theirs)",
+                        f" ({self._sign() * mc:+.1f} spreads from theirs)",
                     )
             return best, z, zc
         # Alone: the usual level for this hour and kind of day must have been learnt on an
@@ -641,12 +706,26 @@ class DepartureDetector(AnomalyDetector):
         learn = not suspicious or self._streak > self.adapt_after_min
         # The hourly maximum of S, for the calibration; winsorised at the threshold: one
         # departure lifts it a little, the same several times a day until it is ordinary.
+        # A departure counts once it is over without being absorbed (`absorb`): an hour
+        # that closes during one waits for its end.
         hour = minute // 60
         if self._hour is not None and hour != self._hour:
-            self._calibrate(self._hour_max)
-            self._hour_max = 0.0
+            if self._pending is not None:  # a departure across two hour ends: it counts
+                self._calibrate(self._pending[0])
+                self._pending = None
+            if self._streak:
+                self._pending = (self._hour_max, self._hour_clean)
+            else:
+                self._calibrate(self._hour_max)
+            self._hour_max = self._hour_clean = 0.0
+        elif self._pending is not None and not self._streak:  # over, not absorbed: counts
+            self._calibrate(self._pending[0])
+            self._pending = None
         self._hour = hour
-        self._hour_max = max(self._hour_max, min(sustained, self.winsor * thr))
+        s_w = min(sustained, self.winsor * thr)
+        self._hour_max = max(self._hour_max, s_w)
+        if not self._streak:
+            self._hour_clean = max(self._hour_clean, s_w)
         # The ring moves on; the minute leaving it feeds the recent level.
         ring = self._ring
         leaving: float | None = None
@@ -658,6 +737,11 @@ class DepartureDetector(AnomalyDetector):
             self._ring_pos = (self._ring_pos + 1) % self.span
         if learn:
             self._learn(mean, level, minute, leaving, z, zc)
+        else:
+            if z is not None and self._common is not None:
+                self._zone.follow(z, self._common)
+            if zc is not None and self._common_ctx is not None:
+                self._zone_ctx.follow(zc, self._common_ctx)
 
     def _learn(
         self,

@@ -79,7 +79,7 @@ _TOGETHER_S = 900.0  # sensors departing within this long of each other move tog
 _MOVEMENT_S = 180.0  # a neighbour's movement older than this is not used
 _MOVING = 2.0  # a sensor moving by this many of its usual movements is moving
 _RESET_AFTER_ERRORS = 20  # consecutive failures of one model before it starts afresh
-_STATE_VERSION = 5
+_STATE_VERSION = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,18 +351,17 @@ class ModelBank:
             why = model.explain(x) if flagged or best else None
             model.learn_one(x)
             if isinstance(inner, DepartureDetector):
-                if new_minute and inner.z is not None:
-                    self._movement.setdefault(sm.zone_key, {})[sm.sensor_id] = (
-                        t,
-                        inner.z,
-                        inner.zc,
-                    )
+                # Movements towards danger: a shift's gases rising and its oxygen falling
+                # are the zone moving the same way.
+                z, zc = inner.towards()
+                if new_minute and z is not None:
+                    self._movement.setdefault(sm.zone_key, {})[sm.sensor_id] = (t, z, zc)
                 # While flagged, looked at every window: its neighbours' minutes close
                 # seconds after its own.
                 # (the call records its own movement too, so it comes before `flagged`)
                 if (
                     (new_minute or flagged)
-                    and self._moves_with_others(sm, t, inner.z, inner.episode_s)
+                    and self._moves_with_others(sm, t, z, inner.episode_s)
                     and flagged
                 ):
                     inner.absorb()  # the zone moves with it: a change of activity
@@ -384,7 +383,8 @@ class ModelBank:
         return self._anomaly(sm, ts, value, n, score, flagged and not covered, holding, why)
 
     def _zone_movement(self, sm: _SensorModel, t: float) -> tuple[float | None, float | None]:
-        """The median movement, and the median level against the usual for the time, of
+        """The median movement, and the median level against the usual for the time (both
+        towards danger), of
         the zone's other sensors (each in its own spreads) in the last ``_MOVEMENT_S``;
         None for a sensor alone in its zone (or whose neighbours' usual is not known)."""
         zone = self._movement.get(sm.zone_key)

@@ -91,6 +91,70 @@ def test_absorbed_with_its_zone_it_stays_explained_while_it_holds_and_not_beyond
     assert max(feed(det, beyond)) >= 0.5  # four times the new level: a departure
 
 
+def test_an_absorbed_departure_leaves_the_calibration_as_it_was() -> None:
+    """A departure its zone explains (absorbed: a shift starting that the sensor saw first)
+    is not part of the sensor's normal operation: its threshold stays where a quiet night
+    leaves it, instead of rising for a fortnight."""
+    normal = series(3, seed=7)
+    absorbed, quiet = DepartureDetector(log_floor=0.01), DepartureDetector(log_floor=0.01)
+    feed(absorbed, normal)
+    feed(quiet, normal)
+    t0 = normal[-1][0] + 60  # 00:00 local
+    rng = random.Random(3)
+    night = [(t0 + 60 * i, math.exp(rng.gauss(0, 0.08))) for i in range(240)]
+    flagged = 0
+    for i, (t, v) in enumerate(night):
+        x = {"value": 3.0 * v if 30 <= i < 120 else v, "t": t}
+        absorbed.score_one(x)
+        absorbed.learn_one(x)
+        if absorbed.flagged:
+            flagged += 1
+            absorbed.absorb()  # as the models do when its zone moved with it
+    feed(quiet, night)
+    assert flagged  # it did depart, and was absorbed
+    assert absorbed.threshold() <= 1.02 * quiet.threshold()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    follows=st.floats(-1.0, 2.0),
+    zone_step=st.floats(-1.0, 1.0),
+    own_step=st.floats(-1.0, 1.0),
+)
+def test_a_zone_moving_the_same_way_never_makes_a_movement_more_surprising(
+    seed: int, follows: float, zone_step: float, own_step: float
+) -> None:
+    """Its zone moving the same way (a spread or more) can explain a sensor's movement,
+    never judge it more strictly than its own movement alone: the usual remainder is
+    learnt on quiet minutes, and a zone's production change is fitted less exactly."""
+    rng = random.Random(seed)
+    zone, det = DepartureDetector(log_floor=0.01), DepartureDetector(log_floor=0.01)
+    t0 = 10 * DAY - LOCAL
+    rate = 0.0
+    judged: float | None = None  # the zone's movement in the minute judged last
+    for i in range(600):
+        if i % 45 == 0:
+            rate = rng.gauss(0.0, 0.2)
+        late = i >= 480
+        t = t0 + 60 * i
+        xz = {"value": math.exp(rate + zone_step * late + rng.gauss(0, 0.03)), "t": t}
+        zone.score_one(xz)
+        zone.learn_one(xz)
+        x = {"value": math.exp(follows * rate + own_step * late + rng.gauss(0, 0.03)), "t": t}
+        m = zone.towards()[0]
+        if m is not None:
+            x["common"] = m
+        det.score_one(x)
+        det.learn_one(x)
+        d, (z, zc) = det.departure, det.towards()
+        m, judged = judged, m  # a minute is judged when the next one's first reading comes
+        if d is None or z is None or m is None or m < 1.0 or z <= 0.0:
+            continue
+        own = max(z, zc if zc is not None else -math.inf)
+        assert d <= own + 1e-9
+
+
 @pytest.mark.parametrize("log_floor", [None, 0.01])
 def test_extreme_finite_values_and_zone_movements_do_not_break_it(
     log_floor: float | None,

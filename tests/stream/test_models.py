@@ -617,3 +617,31 @@ def test_a_zone_moving_together_is_not_an_anomaly_and_one_sensor_alone_is(
     ]
     assert [(e.sensor_id, 44 <= h < 44.5) for h, e in opened] == [("Z2", True)]
     assert "allowing for the rest of its zone" in opened[0][1].message
+
+
+def test_oxygen_dipping_as_its_zone_starts_work_is_explained_and_dipping_alone_is_not() -> None:
+    """Oxygen moves against its zone's gases (it dips a little as a shift's work starts,
+    while they rise): both are movements towards danger, so the first shift start ever
+    is the zone moving together, not an oxygen anomaly; the same dip at 20:00, the
+    zone quiet, is one."""
+    bank = ModelBank(CAT, LIMITS, ModelSettings(warmup=360), reference=None)
+    start = datetime(2026, 3, 2, 19, 0, tzinfo=UTC)
+    t0 = (start - T0).total_seconds()
+    rng = random.Random(3)
+    opened = []
+    for i in range(45 * 360):
+        h = i / 360
+        busy = 32 <= h < 41
+        ahead = min(max((h - 32) * 6, 0.0), 1.0) if busy else 0.0  # a 10-min ramp
+        dip = 0.25 * ahead + (0.25 if 44 <= h < 45 else 0.0)
+        values = [
+            ("G1", "co", (1.0 + 3.0 * ahead) * math.exp(rng.gauss(0, 0.05))),
+            ("G2", "h2s", (0.3 + 1.0 * ahead) * math.exp(rng.gauss(0, 0.05))),
+            ("O1", "o2", 20.9 - dip + rng.gauss(0, 0.01)),
+        ]
+        for k, (sid, hazard, v) in enumerate(values):
+            for e in bank.process(reading(sid, hazard, t0 + 10 * i + k, v)):
+                if e.kind is AlertKind.ANOMALY and e.action is AlertAction.OPEN:
+                    opened.append(((e.ts - start).total_seconds() / 3600, e))
+    assert [(e.sensor_id, 44 <= h < 44.5) for h, e in opened] == [("O1", True)]
+    assert "below" in opened[0][1].message
