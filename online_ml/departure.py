@@ -141,14 +141,6 @@ class _WithZone:
         fit = self.fit
         for i, v in enumerate((1.0, am, am * am, e, e * am)):
             fit[i] += rate * (v - fit[i])
-        self.follow(x, m)
-
-    def follow(self, x: float, m: float) -> None:
-        """Learn the slope alone: a minute too far out to teach the usual residual still
-        shows how the sensor follows its zone (a sensor departing alone has ``m`` near 0
-        and moves the slope little; oxygen falling as a shift starts is what teaches its
-        negative slope)."""
-        rate = max(1.0 / (self.n + 60), 1.0 / 1440)
         self.xm += rate * (x * m - self.xm)
         self.mm += rate * (m * m - self.mm)
 
@@ -737,11 +729,6 @@ class DepartureDetector(AnomalyDetector):
             self._ring_pos = (self._ring_pos + 1) % self.span
         if learn:
             self._learn(mean, level, minute, leaving, z, zc)
-        else:
-            if z is not None and self._common is not None:
-                self._zone.follow(z, self._common)
-            if zc is not None and self._common_ctx is not None:
-                self._zone_ctx.follow(zc, self._common_ctx)
 
     def _learn(
         self,
