@@ -595,8 +595,8 @@ class DepartureDetector(AnomalyDetector):
                     level,
                     self._r_mean,
                     r_spread,
-                    f"its level of the last hour (the rest of its zone moved {moved}"
-                    " spreads the same way)",
+                    f"its level of the last hour, the rest of its zone having moved"
+                    f" {moved} spreads the same way",
                 )
             else:
                 best = _Judgement(
