@@ -100,6 +100,15 @@ _SLOTS = 48
 # reading of a real sensor, and beyond it the 4-byte slots would hold infinities.
 _BIG = 1e30
 _MAX_MOVE = 1e9  # a zone's movement, in spreads, is taken as at most this (its square stays finite)
+_SAME_WAY = 1.0  # a zone moving this many spreads with a sensor can no longer accuse it
+
+
+def _same_way(zone: float, own: float) -> bool:
+    """Has the zone moved (``zone``, in spreads) the way the sensor did (``own``), by
+    enough to count? Then it can explain the sensor's movement, never make it more
+    surprising than it is on its own: the usual remainder is learnt mostly on quiet
+    minutes, and a zone's production change is fitted less exactly."""
+    return zone * own > 0.0 and abs(zone) >= _SAME_WAY
 
 
 class _WithZone:
@@ -571,19 +580,16 @@ class DepartureDetector(AnomalyDetector):
         if m is not None and zone.n >= 60:
             beta = zone.slope()
             d = self._towards_danger(z - beta * m) / zone.unit(m)
-            # A zone moving the same way can explain a movement, never make it more
-            # surprising than it is on its own (the usual remainder is learnt mostly on
-            # quiet minutes: a zone's production change is fitted less exactly).
-            same_way = m * z > 0.0 and abs(m) >= 1.0
+            same_way = _same_way(m, z)
             # Moving with its zone minutes after the others (or holding while they fall
             # back) is moving with its zone: judged against the zone's recent peak too,
             # and explained by whichever of the two explains more.
             # (the zone's peak the way that explains a move towards danger: up for a sensor
             # that follows its zone, down for one that moves against it)
-            sign = 1.0 if beta >= 0.0 else -1.0
-            peak = self._m_peak = max(0.95 * self._m_peak, self._towards_danger(sign * m))
+            follows = 1.0 if beta >= 0.0 else -1.0
+            peak = self._m_peak = max(0.95 * self._m_peak, self._towards_danger(follows * m))
             if peak > 0.0 and self.direction != "both":
-                m_peak = sign * (peak if self.direction == "up" else -peak)
+                m_peak = follows * (peak if self.direction == "up" else -peak)
                 d_peak = self._towards_danger(z - beta * m_peak) / zone.unit(m_peak)
                 if d_peak < d:
                     d, m = d_peak, m_peak
@@ -620,7 +626,7 @@ class DepartureDetector(AnomalyDetector):
                 beta_c = self._zone_ctx.slope()
                 ec_unit = self._zone_ctx.unit(mc)
                 dc = self._towards_danger(zc - beta_c * mc) / ec_unit
-                if mc * zc > 0.0 and abs(mc) >= 1.0:  # as above: no more than on its own
+                if _same_way(mc, zc):
                     dc = min(dc, self._towards_danger(zc))
                 if dc > best.departure:
                     best = _Judgement(

@@ -383,10 +383,10 @@ class ModelBank:
         return self._anomaly(sm, ts, value, n, score, flagged and not covered, holding, why)
 
     def _zone_movement(self, sm: _SensorModel, t: float) -> tuple[float | None, float | None]:
-        """The median movement, and the median level against the usual for the time (both
-        towards danger), of
-        the zone's other sensors (each in its own spreads) in the last ``_MOVEMENT_S``;
-        None for a sensor alone in its zone (or whose neighbours' usual is not known)."""
+        """The median movement, and the median level against the usual for the time, of
+        the zone's other sensors (each towards danger, in its own spreads) in the last
+        ``_MOVEMENT_S``; None for a sensor alone in its zone (or whose neighbours' usual
+        is not known)."""
         zone = self._movement.get(sm.zone_key)
         if not zone:
             return None, None
