@@ -350,20 +350,15 @@ class ModelBank:
             best = sm.scores.beaten_by(minute, score)
             why = model.explain(x) if flagged or best else None
             model.learn_one(x)
-            if isinstance(inner, DepartureDetector):
-                # Movements towards danger: a shift's gases rising and its oxygen falling
-                # are the zone moving the same way.
+            # Once a minute, and while flagged every window (its neighbours' minutes close
+            # seconds after its own). Movements towards danger: a shift's gases rising and
+            # its oxygen falling are the zone moving the same way.
+            if isinstance(inner, DepartureDetector) and (new_minute or flagged):
                 z, zc = inner.towards()
                 if new_minute and z is not None:
                     self._movement.setdefault(sm.zone_key, {})[sm.sensor_id] = (t, z, zc)
-                # While flagged, looked at every window: its neighbours' minutes close
-                # seconds after its own.
                 # (the call records its own movement too, so it comes before `flagged`)
-                if (
-                    (new_minute or flagged)
-                    and self._moves_with_others(sm, t, z, inner.episode_s)
-                    and flagged
-                ):
+                if self._moves_with_others(sm, t, z, inner.episode_s) and flagged:
                     inner.absorb()  # the zone moves with it: a change of activity
                     flagged = False
             holding = model.flagging
