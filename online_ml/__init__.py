@@ -57,14 +57,21 @@ def level_context_pattern(
     hold_at: float = 0.8,
     adapt_after: int | None = ADAPT_AFTER,
     release_after: int = 1,
+    lag: int = 3,
+    report_at: float | None = 0.1,
+    quiet: int = 30,
 ) -> AnomalyDetector:
     """The current default: the most surprised of level at two time scales (EWM), context
     (hour of day and kind of day) and shape (KNN), onsets only. ``knn=0`` leaves the
     shape model out.
 
-    Learning discipline is part of it: an onset at or above ``flag_at`` (the alert
-    threshold) stops all learning while the surprise stays at or above ``hold_at``,
-    for at most ``adapt_after`` readings (see `OnsetFilter`)."""
+    An onset is measured from the surprise before the last ``lag - 1`` readings (one
+    that builds over a few readings is one onset) and reported once: ``report_at`` or
+    more scores 0.5 and above, then ``quiet`` readings stay below 0.5 (see `OnsetFilter`).
+
+    Learning discipline is part of it: a jump of ``flag_at`` or more above the recent
+    surprise stops all learning while the surprise stays at or above ``hold_at``, for
+    at most ``adapt_after`` readings (see `OnsetFilter`)."""
     parts: list[AnomalyDetector] = [
         EWMDetector(history=history),
         EWMDetector(alpha=0.01, history=history),  # a slower level: gradual departures
@@ -81,14 +88,17 @@ def level_context_pattern(
         hold_at=hold_at,
         adapt_after=adapt_after,
         release_after=release_after,
+        lag=lag,
+        report_at=report_at,
+        quiet=quiet,
     )
 
 
-#: Score at or above which each detector's output is a flag (an onset filter's
-#: scores are rises above the recent maximum, hence smaller).
+#: Score at or above which each detector's output is a flag (the default reports its onsets
+#: on a scale where 0.5 is its own decision: see `OnsetFilter`'s ``report_at``).
 ALERT_THRESHOLDS: dict[str, float] = {
     "context": 0.5,
-    "default": 0.2,
+    "default": 0.5,
     "departure": 0.5,
     "ewm": 0.5,
     "knn": 0.5,

@@ -28,6 +28,15 @@ from online_ml.likelihood import AnomalyLikelihood, LikelihoodParams
 __all__ = ["KNNDetector"]
 
 
+#: Largest offset kept in a stored shape: 12 squares of it stay within a 4-byte float.
+_MAX_OFFSET = 1e18
+
+
+def _storable(v: float) -> float:
+    """``v``, or inf for what a shape of 4-byte floats cannot hold (garbage, NaN)."""
+    return v if abs(v) < _MAX_OFFSET else math.inf
+
+
 class KNNDetector(LikelihoodParams, AnomalyDetector):
     """Surprise of the latest shape against its nearest past shapes (see the module)."""
 
@@ -69,13 +78,13 @@ class KNNDetector(LikelihoodParams, AnomalyDetector):
             w = self.window
             pos = self._seen % w
             ring = self._ring
-            v = x["value"] - self.ref
+            v = _storable(x["value"] - self.ref)
             ring[pos] = v
             ring[pos + w] = v
             e = ring[pos + 1 : pos + 1 + w]
             ee = float(e @ e)
             m = min(self._count, self.reservoir)
-            if m > self.k + w:
+            if m > self.k + w and math.isfinite(ee):
                 prox = e @ self._cols[:, :m]
                 prox -= self._half[:m]
                 span = max(self.hi, x["value"]) - min(self.lo, x["value"]) or 1.0
@@ -98,11 +107,11 @@ class KNNDetector(LikelihoodParams, AnomalyDetector):
         e, ee, raw = self._evaluate(x)
         self._last = None
         if e is None:  # filling the first window
-            v = value - self.ref
+            v = _storable(value - self.ref)
             pos = self._seen % self.window
             self._ring[pos] = v
             self._ring[pos + self.window] = v
-        else:
+        elif math.isfinite(ee):
             if raw is not None:
                 self.likelihood.push(raw)
             slot = self._count % self.reservoir
@@ -110,8 +119,12 @@ class KNNDetector(LikelihoodParams, AnomalyDetector):
             self._half[slot] = 0.5 * ee
             self._count += 1
         self._seen += 1
-        self.lo = min(self.lo, value)
-        self.hi = max(self.hi, value)
+        if math.isfinite(ee):
+            # A shape too large for the stored points' 4-byte floats (a garbage 1e300) is
+            # neither kept nor allowed to stretch the range: one such reading would poison
+            # every later distance (inf - inf) or blind the model to every later shape.
+            self.lo = min(self.lo, value)
+            self.hi = max(self.hi, value)
 
     def explain(self, x: dict[str, float]) -> Explanation | None:
         raw = self._evaluate(x)[2]

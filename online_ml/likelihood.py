@@ -69,6 +69,8 @@ class AnomalyLikelihood:
 
     def peek(self, raw: float) -> float:
         """The score ``raw`` would get now, without changing any state."""
+        if raw != raw:  # NaN: no evidence either way
+            return 0.0
         n = len(self._long)
         short = self.short
         if n < 10 or n < short:
@@ -90,7 +92,10 @@ class AnomalyLikelihood:
         return -math.log10(tail) / 10.0
 
     def push(self, raw: float) -> None:
-        """Add ``raw`` to the history (no score computed)."""
+        """Add ``raw`` to the history (no score computed); a non-finite one is not kept
+        (it would turn every later score into NaN)."""
+        if not math.isfinite(raw):
+            return
         sh = self._short
         sh.append(raw)
         self._ssum += raw

@@ -400,3 +400,38 @@ def test_real_corpus_null_and_perfect() -> None:
     assert best.score == pytest.approx(100.0)
     assert best.fn == 0
     assert best.fp == 0
+
+
+@pytest.mark.skipif(not (NAB_ROOT / "labels").is_dir(), reason="no NAB corpus (QORGAU_NAB)")
+def test_the_default_detector_on_the_real_corpus_and_each_category_held_out() -> None:
+    """The README's NAB figures, as a floor: the default detector's standard score, at
+    the corpus's best threshold and at its own reporting level (0.5, nothing chosen on
+    the data), and each category scored at the threshold chosen on the others."""
+    import multiprocessing as mp
+
+    from online_ml.evaluate import _score_one
+
+    corpus = load_corpus(NAB_ROOT)
+    work = [
+        (
+            s.name,
+            [float(t) for t in np.asarray(s.timestamps, dtype="datetime64[s]").astype("int64")],
+            [float(v) for v in s.values],
+            "default",
+            {},
+        )
+        for s in corpus
+    ]
+    with mp.get_context("spawn").Pool(2) as pool:
+        scores = {name: arr for name, arr, _ in pool.map(_score_one, work)}
+    best = evaluate(corpus, scores, STANDARD)
+    assert best.score >= 65.0
+    own = sum(score_series(s, scores[s.name], 0.5, STANDARD).raw for s in corpus)
+    null = sum(null_score(s, STANDARD) for s in corpus)
+    perfect = sum(perfect_score(s, STANDARD) for s in corpus)
+    assert 100 * (own - null) / (perfect - null) >= 64.0
+    for held in leave_one_category_out(corpus, scores, "standard"):
+        if held.in_sample is not None and held.held_out is not None:
+            assert held.held_out >= held.in_sample - 5.0, held
+        else:
+            assert held.raw_out >= held.raw_in - 0.5, held  # no anomaly window: no flood
