@@ -276,6 +276,28 @@ def test_a_coarse_sensor_that_holds_a_value_for_an_hour_is_not_stuck() -> None:
     assert [k for k, *_ in opened(events)] == ["sensor_fault"]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 11, open: a quiet night's one long hold near clean air makes a fine"
+    " methane sensor count as coarse (seed 34; README, what is still short)",
+)
+def test_a_quiet_night_near_clean_air_does_not_excuse_a_frozen_working_level() -> None:
+    """Seed 34's miss: a methane sensor of 0.1-%LEL steps held 0.5 for 7 min one night
+    (clean air is 0.3), so it counted as coarse and its freeze at 1.5 during the day went
+    unreported for 30 min. Runs within two steps of clean air are not learnt: the freeze
+    is reported within 15 min; the same quiet night, an hour near clean air, is not."""
+    rng = np.random.default_rng(3)
+    night = [0.3, 0.4, 0.5, 0.4] * 30 + [0.5] * 42 + [0.4, 0.3] * 30  # 7 min at 0.5
+    day = list(np.round(np.clip(1.2 + rng.normal(0, 0.15, 2160), 0.3, None), 1))  # 6 h
+    quiet = night + day + [0.4] * 360 + [0.5, 0.4] * 5  # an hour at 0.4: clean air
+    assert opened(run([("Q", "ch4", 10.0 * i, float(v)) for i, v in enumerate(quiet)])) == []
+    frozen = night + day + [1.5] * 180  # 30 min frozen at a working level
+    events = run([("M", "ch4", 10.0 * i, float(v)) for i, v in enumerate(frozen)])
+    got = [x for x in opened(events) if x[0] == "sensor_fault"]
+    assert len(got) == 1, got
+    assert got[0][2] - 10.0 * (len(night) + len(day)) <= 900, got
+
+
 def test_a_gas_sensor_flat_at_its_lowest_step_is_in_clean_air() -> None:
     """A 1-mg/m3 CO sensor reads 1 all night (its lowest step: clean air), as a fine
     one reads 0: not stuck, however long; flat at a higher value it is."""
