@@ -14,6 +14,7 @@ import orjson
 from online_ml import make_detector
 from online_ml.nab import (
     PROFILES,
+    Series,
     evaluate,
     format_report,
     leave_one_category_out,
@@ -21,7 +22,7 @@ from online_ml.nab import (
 )
 from online_ml.runner import score_series
 
-__all__ = ["run_nab"]
+__all__ = ["run_nab", "score_corpus"]
 
 
 def _score_one(
@@ -31,6 +32,23 @@ def _score_one(
     started = time.process_time()
     scores = score_series(lambda: make_detector(detector, **params), times, values)
     return name, scores, time.process_time() - started
+
+
+def score_corpus(
+    corpus: list[Series], *, detector: str, params: dict[str, Any], jobs: int = 2
+) -> tuple[dict[str, np.ndarray], float]:
+    """(one score per row for each series, by name; CPU seconds spent) of a fresh
+    ``detector`` per series, in ``jobs`` processes that each build their own."""
+    work = []
+    for s in corpus:
+        times = [float(t) for t in np.asarray(s.timestamps, dtype="datetime64[s]").astype("int64")]
+        work.append((s.name, times, [float(v) for v in s.values], detector, params))
+    if jobs > 1:
+        with mp.get_context("spawn").Pool(jobs) as pool:
+            scored = pool.map(_score_one, work)
+    else:
+        scored = [_score_one(w) for w in work]
+    return {name: arr for name, arr, _ in scored}, sum(c for _, _, c in scored)
 
 
 def run_nab(
@@ -47,19 +65,9 @@ def run_nab(
     Each process builds its own detectors from ``detector`` and ``params``.
     """
     corpus = load_corpus(root)
-    work = []
-    for s in corpus:
-        times = [float(t) for t in np.asarray(s.timestamps, dtype="datetime64[s]").astype("int64")]
-        work.append((s.name, times, [float(v) for v in s.values], detector, params))
     started = time.perf_counter()
-    if jobs > 1:
-        with mp.get_context("spawn").Pool(jobs) as pool:
-            scored = pool.map(_score_one, work)
-    else:
-        scored = [_score_one(w) for w in work]
+    scores, cpu = score_corpus(corpus, detector=detector, params=params, jobs=jobs)
     wall = time.perf_counter() - started
-    scores = {name: arr for name, arr, _ in scored}
-    cpu = sum(c for _, _, c in scored)
     rows = sum(len(s.values) for s in corpus)
     results = {name: evaluate(corpus, scores, profile) for name, profile in PROFILES.items()}
     held = leave_one_category_out(corpus, scores, "standard") if loco else []

@@ -139,8 +139,9 @@ class OnsetFilter(AnomalyDetector):
         base = self._recent_max()
         onset = max(0.0, s - base)
         pending = self._pending
-        # The latch stops learning at a jump from the last reading's level (a surprise
-        # building over a few readings is still learnt from until it jumps).
+        # The latch looks at the rise above every recent score, the last lag - 1 included
+        # (the onset without the lag): a surprise building over a few readings is still
+        # learnt from until it jumps.
         jump = max(0.0, s - max(base, max((p for _, p in pending), default=0.0)))
         if self.report_at is not None:
             if self._quiet_left > 0:

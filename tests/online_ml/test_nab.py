@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from online_ml.evaluate import score_corpus
 from online_ml.nab import (
     PROFILES,
     Profile,
@@ -407,23 +408,8 @@ def test_the_default_detector_on_the_real_corpus_and_each_category_held_out() ->
     """The README's NAB figures, as a floor: the default detector's standard score, at
     the corpus's best threshold and at its own reporting level (0.5, nothing chosen on
     the data), and each category scored at the threshold chosen on the others."""
-    import multiprocessing as mp
-
-    from online_ml.evaluate import _score_one
-
     corpus = load_corpus(NAB_ROOT)
-    work = [
-        (
-            s.name,
-            [float(t) for t in np.asarray(s.timestamps, dtype="datetime64[s]").astype("int64")],
-            [float(v) for v in s.values],
-            "default",
-            {},
-        )
-        for s in corpus
-    ]
-    with mp.get_context("spawn").Pool(2) as pool:
-        scores = {name: arr for name, arr, _ in pool.map(_score_one, work)}
+    scores, _ = score_corpus(corpus, detector="default", params={})
     best = evaluate(corpus, scores, STANDARD)
     assert best.score >= 65.0
     own = sum(score_series(s, scores[s.name], 0.5, STANDARD).raw for s in corpus)
