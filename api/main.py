@@ -15,12 +15,14 @@ from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.channels.webpush import public_key_b64url, resolve_vapid_key
 from alerts.lifecycle import LifecycleError
 from api.deps import refuse_unstorable_text
 from api.feed import AlertFeed
+from api.pages import mount_pages
 from api.routes import (
     alerts,
     deliveries,
@@ -31,6 +33,9 @@ from api.routes import (
     regions,
     sensors,
     users,
+)
+from api.routes import (
+    status as status_route,
 )
 from api.schemas import AlertPublic, json_safe
 from api.security import TokenSigner
@@ -99,7 +104,9 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
             await feed.stop()
             await pool.close()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc with their scripts served from here, not a CDN (a
+    # ministry data centre or a plant's control room has no internet).
+    app = FastAPIOffline(
         title="Qorgau API",
         description=_DESCRIPTION,
         lifespan=lifespan,
@@ -134,8 +141,10 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
     v1.include_router(alerts.router)
     v1.include_router(push.router)
     v1.include_router(deliveries.router)
+    v1.include_router(status_route.router)
     app.include_router(v1)
     app.include_router(health.lb_router)
+    mount_pages(app)
     app.add_exception_handler(LifecycleError, alerts.lifecycle_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app

@@ -616,3 +616,34 @@ class DeliveryAttemptPublic(_Public):
 class DeliveryDetailPublic(_Public):
     delivery: DeliveryPublic
     attempts: list[DeliveryAttemptPublic] = Field(description="Every attempt, oldest first.")
+
+
+class ComponentPublic(_Public):
+    name: str = Field(description="The component's instance name, e.g. 'worker-1'.")
+    kind: str = Field(description="worker, bridge, notifier or api.")
+    host: str
+    ready: bool = Field(description="It said it can do its job (a worker: partitions assigned).")
+    alive: bool = Field(description="Its last heartbeat is recent enough.")
+    seen_s: float = Field(description="Seconds since its last heartbeat.")
+
+
+class ProblemPublic(_Public):
+    code: str = Field(
+        description="no_readings, readings_late, no_workers, worker_silent, worker_not_ready"
+        " or feed_down."
+    )
+    subject: str | None = Field(description="The component concerned, if any.")
+    seconds: float | None = Field(description="How long (s), if it applies.")
+
+
+class StatusPublic(_Public):
+    now: datetime = Field(description="The server's clock.")
+    newest_reading_at: datetime | None = Field(
+        description="When the newest stored reading in your scope was taken."
+    )
+    reading_age_s: float | None = Field(description="Seconds since then.")
+    stale_after_s: float = Field(description="Readings older than this make the data stale.")
+    components: list[ComponentPublic]
+    problems: list[ProblemPublic] = Field(
+        description="Why the data may be stale; empty when everything is live."
+    )

@@ -217,6 +217,20 @@ class Settings(BaseSettings):
     access_token_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
     refresh_token_hours: float = Field(default=12.0, gt=0, le=30 * 24)
 
+    # The control-room wall (api/static/wall): when its data counts as stale.
+    wall_stale_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86400,
+        description="no reading stored in the wall's scope for this long (s): a stale banner",
+    )
+    wall_silent_after_s: float = Field(
+        default=20.0,
+        gt=0,
+        le=3600,
+        description="a component without a heartbeat for this long (s) is silent",
+    )
+
     alert_reopen_min: float = Field(
         default=30.0,
         ge=0,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -34,6 +35,7 @@ from core.backoff import retry_transient
 from core.catalogue import Catalogue
 from core.errors import InvalidReading
 from core.types import Reading
+from storage import components
 from storage.detection import store_report
 from stream.codec import dead_letter, decode_envelope, normalise
 from stream.processing import BatchOutcome, BatchProcessor
@@ -136,6 +138,8 @@ class WorkerRuntime:
         self._state_dir = state_dir
         self._name = name
         self._stopping = False
+        self._started = datetime.now(UTC)
+        self.ready = False  # partitions assigned: it consumes
         self._pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             dsn,
             min_size=1,
@@ -388,6 +392,16 @@ class WorkerRuntime:
         """Partitions may have moved: drop state we may no longer own; it is restored from
         its checkpoint when its readings arrive here again."""
         self.processor.forget(self.processor.detector.enterprises())
+        self.ready = True
+
+    async def heartbeat(self) -> None:
+        """Tell the database this worker is alive (and ready): walls in another place
+        read it (`storage.components`)."""
+        pool = await self._open()
+        async with pool.connection(timeout=5) as conn:
+            await components.beat(
+                conn, name=self._name, kind="worker", ready=self.ready, started_at=self._started
+            )
 
     # --- counters --------------------------------------------------------------------------
     def write_stats(self) -> None:

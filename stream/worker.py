@@ -41,9 +41,10 @@ from stream.processing import BatchProcessor
 from stream.readiness import clear_ready, mark_ready
 from stream.runtime import Inbound, Send, WorkerRuntime
 
-__all__ = ["build_app", "run_worker"]
+__all__ = ["HEARTBEAT_S", "build_app", "run_worker"]
 
 log = structlog.get_logger(__name__)
+HEARTBEAT_S = 5.0  # a worker writes its heartbeat row (storage.components) this often
 
 
 def _inbound(event: Any) -> Inbound:
@@ -167,6 +168,10 @@ def build_app(
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def _silence() -> None:
         await _logged("silence", runtime.on_silence(settings.worker_idle_s))
+
+    @app.timer(interval=HEARTBEAT_S)  # type: ignore[untyped-decorator]
+    async def _heartbeat() -> None:
+        await _logged("heartbeat", runtime.heartbeat())
 
     @app.on_before_shutdown.connect
     async def _close(*_a: Any, **_k: Any) -> None:
