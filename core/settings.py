@@ -231,6 +231,16 @@ class Settings(BaseSettings):
         description="a component without a heartbeat for this long (s) is silent",
     )
 
+    # `qorgau dashboards push`: who it is in Grafana (a service account token, or a user
+    # and password), and the database Grafana's data source reads (as Grafana reaches it;
+    # default database_url). Secrets only from the environment, never the command line.
+    grafana_token: SecretStr | None = Field(default=None, description="Grafana token")
+    grafana_user: str | None = Field(default=None, description="Grafana user (with password)")
+    grafana_password: SecretStr | None = Field(default=None, description="its password")
+    grafana_database_url: str | None = Field(
+        default=None, description="libpq URL of the database as Grafana reaches it"
+    )
+
     alert_reopen_min: float = Field(
         default=30.0,
         ge=0,

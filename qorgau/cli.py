@@ -509,6 +509,12 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     return run(settings, args)
 
 
+def cmd_dashboards(settings: Settings, args: argparse.Namespace) -> int:
+    from qorgau.dashboards_cli import cmd_dashboards as run
+
+    return run(settings, args)
+
+
 def cmd_devices(settings: Settings, args: argparse.Namespace) -> int:
     from qorgau.devices import cmd_devices as run
 
@@ -666,6 +672,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_parser(sub)
     from qorgau.certs import add_parser as add_certs_parser
+    from qorgau.dashboards_cli import add_parser as add_dashboards_parser
+
+    add_dashboards_parser(sub)
 
     add_certs_parser(sub)
     sub.add_parser(
@@ -740,6 +749,7 @@ COMMANDS = {
     "ml": cmd_ml,
     "users": cmd_users,
     "devices": cmd_devices,
+    "dashboards": cmd_dashboards,
     "chaos": cmd_chaos,
     "eval": cmd_eval,
     "certs": cmd_certs,

@@ -125,3 +125,38 @@ def test_each_service_connects_to_mqtt_as_itself(compose: dict[str, Any]) -> Non
         assert url == f"mqtt://{name}:{env[f'QORGAU_MQTT_SECRET_{role}']}@mosquitto:1883"
     api = compose["services"]["api"]["environment"]
     assert api["QORGAU_API_TLS_CERT"] and api["QORGAU_API_TLS_KEY"]
+
+
+def test_grafana_brings_the_walls_up_from_the_provisioning(compose: dict[str, Any]) -> None:
+    from dashboards.build import DASHBOARDS_PATH, DATASOURCE_ENV
+
+    grafana = compose["services"]["grafana"]
+    image, _, tag = grafana["image"].partition(":")
+    assert image == "grafana/grafana-oss" and re.fullmatch(r"12\.\d+\.\d+", tag), tag
+    assert grafana["ports"] == ["3000:3000"]
+    assert grafana["depends_on"]["timescaledb"] == {"condition": "service_healthy"}
+    assert grafana["depends_on"]["setup"] == {"condition": "service_completed_successfully"}
+    mounts = {}
+    for volume in grafana["volumes"]:
+        source, target, *mode = volume.split(":")
+        mounts[target] = (source, mode)
+    generated = ROOT / "deploy" / "grafana"
+    for sub in ("datasources", "dashboards"):
+        source, mode = mounts[f"/etc/grafana/provisioning/{sub}"]
+        assert mode == ["ro"] and (ROOT / source).resolve() == generated / "provisioning" / sub
+        assert (ROOT / source / "qorgau.yaml").is_file()
+    source, mode = mounts[DASHBOARDS_PATH]  # where the provider reads the walls
+    assert mode == ["ro"] and (ROOT / source).resolve() == generated / "dashboards"
+    assert sorted(p.name for p in (ROOT / source).glob("*.json")) == [
+        "qorgau-enterprise.json",
+        "qorgau-national.json",
+        "qorgau-region.json",
+        "qorgau-sensor.json",
+    ]
+    # The data source's variables point at the compose database, with the database's password.
+    env = grafana["environment"]
+    assert set(DATASOURCE_ENV.values()) <= set(env)
+    assert env[DATASOURCE_ENV["host"]] == "timescaledb:5432"
+    assert env[DATASOURCE_ENV["password"]] == example_env()["POSTGRES_PASSWORD"]
+    assert env["GF_SECURITY_ADMIN_PASSWORD"] == example_env()["GRAFANA_ADMIN_PASSWORD"]
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"

@@ -1,0 +1,188 @@
+"""Write the walls' JSON and Grafana's provisioning files, the same bytes every time.
+
+``build(out_dir, catalogue, limits)`` writes::
+
+    out_dir/dashboards/qorgau-national.json   (and -region, -enterprise, -sensor)
+    out_dir/provisioning/datasources/qorgau.yaml
+    out_dir/provisioning/dashboards/qorgau.yaml
+
+JSON with sorted keys and two-space indents, stable uids and panel ids, no
+timestamps or versions: regenerating with the same catalogue and limits gives
+byte-identical files (a test compares them with the committed ones). The
+provisioning YAML is written by hand (PyYAML is not a run-time dependency); it
+names the data source uid the dashboards use and takes the connection from
+environment variables, which Grafana expands in provisioning files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from grafana_foundation_sdk.builders import dashboard as dash_b
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+
+from core.catalogue import Catalogue
+from core.limits import Limits
+from dashboards import links
+from dashboards.enterprise import enterprise
+from dashboards.grafana import DATASOURCE_TYPE, DATASOURCE_UID
+from dashboards.national import national
+from dashboards.region import region
+from dashboards.sensor import sensor
+
+__all__ = [
+    "DASHBOARDS_PATH",
+    "DATASOURCE_ENV",
+    "WALLS",
+    "build",
+    "dashboard_json",
+    "datasource_model",
+    "render_dashboards",
+]
+
+Wall = Callable[[Catalogue, Limits], dash_b.Dashboard]
+WALLS: tuple[Wall, ...] = (national, region, enterprise, sensor)
+
+# Where the provider reads the JSON inside Grafana's container (docker-compose.yml mounts
+# deploy/grafana/dashboards there).
+DASHBOARDS_PATH = "/var/lib/grafana/dashboards/qorgau"
+# The variables Grafana reads the database connection from (set in docker-compose.yml).
+DATASOURCE_ENV = {
+    "host": "QORGAU_GRAFANA_DB_HOST",
+    "database": "QORGAU_GRAFANA_DB_NAME",
+    "user": "QORGAU_GRAFANA_DB_USER",
+    "password": "QORGAU_GRAFANA_DB_PASSWORD",
+    "sslmode": "QORGAU_GRAFANA_DB_SSLMODE",
+}
+
+
+def dashboard_json(wall: dash_b.Dashboard) -> dict[str, Any]:
+    """A built wall as plain JSON data, panel ids numbered in order."""
+    data: dict[str, Any] = json.loads(json.dumps(wall.build(), cls=JSONEncoder))
+    for number, panel in enumerate(data.get("panels", []), start=1):
+        panel["id"] = number
+    return data
+
+
+def render_dashboards(catalogue: Catalogue, limits: Limits) -> dict[str, dict[str, Any]]:
+    """Every wall by uid."""
+    out = {}
+    for make in WALLS:
+        data = dashboard_json(make(catalogue, limits))
+        out[data["uid"]] = data
+    return out
+
+
+def datasource_model(
+    *, host: str, database: str, user: str, password: str, sslmode: str
+) -> dict[str, Any]:
+    """The PostgreSQL data source the walls query (Grafana's data source model)."""
+    return {
+        "name": "Qorgau PostgreSQL",
+        "uid": DATASOURCE_UID,
+        "type": DATASOURCE_TYPE,
+        "access": "proxy",
+        "url": host,
+        "user": user,
+        "isDefault": True,
+        "jsonData": {
+            "database": database,
+            "sslmode": sslmode,
+            # The walls' SQL is the same on plain PostgreSQL and TimescaleDB: with this
+            # off, $__timeGroup is arithmetic on epoch seconds rather than time_bucket().
+            "timescaledb": False,
+            "timeInterval": "10s",
+            "maxOpenConns": 10,
+            "maxIdleConns": 10,
+            "connMaxLifetime": 14400,
+        },
+        "secureJsonData": {"password": password},
+    }
+
+
+def _yaml(value: Any, indent: int = 0) -> list[str]:
+    pad = " " * indent
+    if isinstance(value, Mapping):
+        lines = []
+        for key, item in value.items():
+            if isinstance(item, Mapping | list):
+                lines.append(f"{pad}{key}:")
+                lines += _yaml(item, indent + 2)
+            else:
+                lines.append(f"{pad}{key}: {_scalar(item)}")
+        return lines
+    if isinstance(value, list):
+        lines = []
+        for item in value:
+            inner = _yaml(item, indent + 2)
+            lines.append(f"{pad}- {inner[0].lstrip()}")
+            lines += inner[1:]
+        return lines
+    return [f"{pad}{_scalar(value)}"]
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)  # a double-quoted YAML string
+
+
+def _datasources_yaml() -> str:
+    env = {k: f"${{{v}}}" for k, v in DATASOURCE_ENV.items()}
+    model = datasource_model(**env)
+    model["editable"] = False
+    doc = {"apiVersion": 1, "datasources": [model]}
+    header = (
+        "# Generated by `qorgau dashboards build`: do not edit by hand.\n"
+        "# Grafana expands ${VAR} from its environment (docker-compose.yml sets them).\n"
+    )
+    return header + "\n".join(_yaml(doc)) + "\n"
+
+
+def _providers_yaml() -> str:
+    doc = {
+        "apiVersion": 1,
+        "providers": [
+            {
+                "name": "qorgau",
+                "orgId": 1,
+                "folder": links.FOLDER_TITLE,
+                "folderUid": links.FOLDER_UID,
+                "type": "file",
+                "disableDeletion": True,
+                "allowUiUpdates": False,
+                "updateIntervalSeconds": 60,
+                "options": {"path": DASHBOARDS_PATH, "foldersFromFilesStructure": False},
+            }
+        ],
+    }
+    header = "# Generated by `qorgau dashboards build`: do not edit by hand.\n"
+    return header + "\n".join(_yaml(doc)) + "\n"
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def build(out_dir: Path, catalogue: Catalogue, limits: Limits) -> Sequence[Path]:
+    """Write every wall and the provisioning files under ``out_dir``; return the paths.
+    Wall files this build no longer makes (``qorgau-*.json``) are removed."""
+    written = []
+    boards = out_dir / "dashboards"
+    for uid, data in render_dashboards(catalogue, limits).items():
+        text = json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+        written.append(_write(boards / f"{uid}.json", text))
+    for stale in sorted(boards.glob("qorgau-*.json")):
+        if stale not in written:
+            stale.unlink()
+    provisioning = out_dir / "provisioning"
+    written.append(_write(provisioning / "datasources" / "qorgau.yaml", _datasources_yaml()))
+    written.append(_write(provisioning / "dashboards" / "qorgau.yaml", _providers_yaml()))
+    return written
