@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -27,7 +28,12 @@ async def test_status_names_each_reason_the_data_may_be_stale(empty_database_url
     settings = Settings(_env_file=None, database_url=url, wall_stale_after_s=60)  # type: ignore[call-arg]
     room = ensure_user(url, "t-status-kz35", Role.CONTROL_ROOM, ["KZ-35"])
     async with serve(settings, bearer(settings, room)) as client:
-        body = (await client.get("/api/v1/status")).json()
+        # The API's own feed starts listening a moment after the app: until then it says so.
+        for _ in range(100):
+            body = (await client.get("/api/v1/status")).json()
+            if "feed_down" not in _codes(body):
+                break
+            await asyncio.sleep(0.05)
         assert _codes(body) == {"no_readings", "no_workers"}
         assert body["newest_reading_at"] is None
 
