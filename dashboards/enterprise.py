@@ -20,7 +20,6 @@ from core.limits import Limits
 from dashboards import links
 from dashboards.grafana import (
     SQL,
-    Link,
     query_variable,
     row,
     stat_panel,
@@ -183,12 +182,7 @@ ORDER BY q.health = 'reporting', q.sensor
 def enterprise(catalogue: Catalogue, limits: Limits) -> dash_b.Dashboard:
     lines = limit_lines(catalogue, limits, EXPOSURE_KINDS)
     exposure_hazards = tuple(sorted({line.hazard for line in lines}))
-    sensor = Link(
-        "Sensor wall",
-        links.SENSOR_UID,
-        links.SENSOR_SLUG,
-        {"enterprise": "enterprise_id", "sensor": "sensor"},
-    )
+    sensor = links.TO_SENSOR
     reporting_here = f"""
 SELECT count(*) AS "sensors reporting" FROM sensors s WHERE {SENSORS_HERE} AND {reporting(limits)}
 """

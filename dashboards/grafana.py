@@ -24,12 +24,13 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dash_m
 from grafana_foundation_sdk.models import geomap as geomap_m
 
+from dashboards.links import Link
+
 __all__ = [
     "DATASOURCE",
     "DATASOURCE_TYPE",
     "DATASOURCE_UID",
     "SQL",
-    "Link",
     "barchart_panel",
     "geomap_panel",
     "query_variable",
@@ -80,18 +81,6 @@ class SQL(cog_builder.Builder[cog_variants.Dataquery]):
 
     def build(self) -> cog_variants.Dataquery:
         return self.query
-
-
-class Link:
-    """A data link to another wall, carrying the time range and named fields as variables."""
-
-    def __init__(self, title: str, uid: str, slug: str, fields: dict[str, str]) -> None:
-        params = "&".join(f"var-{var}=${{__data.fields.{field}}}" for var, field in fields.items())
-        self.title = title
-        self.url = f"/d/{uid}/{slug}?{params}&${{__url_time_range}}"
-
-    def to_json(self) -> dict[str, object]:
-        return {"title": self.title, "url": self.url}
 
 
 def state_mappings() -> list[dash_m.ValueMapping]:

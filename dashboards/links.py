@@ -21,6 +21,10 @@ __all__ = [
     "SENSOR_SLUG",
     "SENSOR_UID",
     "TAG",
+    "TO_ENTERPRISE",
+    "TO_REGION",
+    "TO_SENSOR",
+    "Link",
     "dashboard",
 ]
 
@@ -30,6 +34,32 @@ FOLDER_TITLE = "Qorgau"
 REGION_UID, REGION_SLUG = "qorgau-region", "qorgau-region"
 ENTERPRISE_UID, ENTERPRISE_SLUG = "qorgau-enterprise", "qorgau-enterprise"
 SENSOR_UID, SENSOR_SLUG = "qorgau-sensor", "qorgau-sensor"
+
+
+class Link:
+    """A data link to another wall, carrying the time range and named fields as variables."""
+
+    def __init__(self, title: str, uid: str, slug: str, fields: dict[str, str]) -> None:
+        params = "&".join(f"var-{var}=${{__data.fields.{field}}}" for var, field in fields.items())
+        self.title = title
+        self.url = f"/d/{uid}/{slug}?{params}&${{__url_time_range}}"
+
+    def to_json(self) -> dict[str, object]:
+        return {"title": self.title, "url": self.url}
+
+
+# The links from a row of a table or a point of a map to the wall of its region, enterprise
+# or sensor (the row's fields named as the variables they set).
+TO_REGION = Link("Region wall", REGION_UID, REGION_SLUG, {"region": "region_id"})
+TO_ENTERPRISE = Link(
+    "Enterprise wall",
+    ENTERPRISE_UID,
+    ENTERPRISE_SLUG,
+    {"region": "region_id", "enterprise": "enterprise_id"},
+)
+TO_SENSOR = Link(
+    "Sensor wall", SENSOR_UID, SENSOR_SLUG, {"enterprise": "enterprise_id", "sensor": "sensor"}
+)
 
 
 def dashboard(uid: str, title: str, level: str) -> dash_b.Dashboard:

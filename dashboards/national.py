@@ -15,7 +15,6 @@ from core.limits import Limits
 from dashboards import links
 from dashboards.grafana import (
     SQL,
-    Link,
     barchart_panel,
     geomap_panel,
     stat_panel,
@@ -135,13 +134,8 @@ SELECT count(*) AS "sensors silent" FROM sensors s WHERE NOT {reporting(limits)}
     sensors = f"""
 SELECT count(*) AS "sensors reporting" FROM sensors s WHERE {reporting(limits)}
 """
-    enterprise = Link(
-        "Enterprise wall",
-        links.ENTERPRISE_UID,
-        links.ENTERPRISE_SLUG,
-        {"region": "region_id", "enterprise": "enterprise_id"},
-    )
-    region = Link("Region wall", links.REGION_UID, links.REGION_SLUG, {"region": "region_id"})
+    enterprise = links.TO_ENTERPRISE
+    region = links.TO_REGION
     return (
         links.dashboard(UID, "Qorgau — national overview", "national")
         .with_panel(

@@ -13,7 +13,6 @@ from core.limits import Limits
 from dashboards import links
 from dashboards.grafana import (
     SQL,
-    Link,
     geomap_panel,
     query_variable,
     stat_panel,
@@ -108,12 +107,7 @@ ORDER BY state DESC, open_alerts DESC, e.name
 
 def region(catalogue: Catalogue, limits: Limits) -> dash_b.Dashboard:
     del catalogue
-    enterprise = Link(
-        "Enterprise wall",
-        links.ENTERPRISE_UID,
-        links.ENTERPRISE_SLUG,
-        {"region": "region_id", "enterprise": "enterprise_id"},
-    )
+    enterprise = links.TO_ENTERPRISE
     reporting_in_region = f"""
 SELECT count(*) AS "sensors reporting"
 FROM sensors s JOIN enterprises e ON e.id = s.enterprise_id
