@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -66,9 +67,9 @@ def _drop_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """DSN of a fresh, migrated and seeded database shared by the session."""
+@contextmanager
+def seeded_database() -> Iterator[str]:
+    """DSN of a fresh, migrated and seeded database, dropped afterwards."""
     name, url = _create_database()
     try:
         migrate(url, timescale="auto")
@@ -76,6 +77,13 @@ def database_url() -> Iterator[str]:
         yield url
     finally:
         _drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """DSN of a fresh, migrated and seeded database shared by the session."""
+    with seeded_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import psycopg
 from core.access import Role
 from core.settings import Settings
 from tests.asgi import serve
+from tests.conftest import seeded_database
 from tests.people import bearer, ensure_user
 
 
@@ -17,14 +18,13 @@ def _codes(body: dict[str, object]) -> set[str]:
     return {p["code"] for p in body["problems"]}  # type: ignore[attr-defined,index]
 
 
-async def test_status_names_each_reason_the_data_may_be_stale(empty_database_url: str) -> None:
-    from core.reference import load_reference
-    from storage.migrate import migrate
-    from storage.reference import seed_reference
+async def test_status_names_each_reason_the_data_may_be_stale() -> None:
+    # A database of its own: readings and heartbeats of other tests must not count.
+    with seeded_database() as url:
+        await _check_status(url)
 
-    url = empty_database_url
-    migrate(url, timescale="auto")
-    seed_reference(url, load_reference())
+
+async def _check_status(url: str) -> None:
     settings = Settings(_env_file=None, database_url=url, wall_stale_after_s=60)  # type: ignore[call-arg]
     room = ensure_user(url, "t-status-kz35", Role.CONTROL_ROOM, ["KZ-35"])
     async with serve(settings, bearer(settings, room)) as client:

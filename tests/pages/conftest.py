@@ -7,18 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.reference import load_reference
-from storage.migrate import migrate
-from storage.reference import seed_reference
-from tests.conftest import _create_database, _drop_database
+from tests.conftest import seeded_database
 
 
 @pytest.fixture(scope="module")
 def pages_database_url() -> Iterator[str]:
-    name, url = _create_database()
-    try:
-        migrate(url, timescale="auto")
-        seed_reference(url, load_reference())
+    with seeded_database() as url:
         yield url
-    finally:
-        _drop_database(name)
