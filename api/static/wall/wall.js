@@ -30,6 +30,7 @@
     selected: null,
     selectedEnterprise: null,
     renderQueued: false,
+    statusTimer: null,
   };
   // For tests and for the curious: what the wall did, without peeking at its pixels.
   window.qorgauWall = { state, soundPlays: 0, renders: 0, lastRenderMs: 0 };
@@ -147,6 +148,7 @@
     state.access = state.refresh = null;
     if (state.feed) state.feed.close();
     state.feed = null;
+    clearTimeout(state.statusTimer);
     stopSound();
     show("login");
   }
@@ -275,18 +277,15 @@
   }
   function apply(change) {
     const a = change.alert;
-    const known = state.alerts.get(a.id);
     if (a.status === "resolved") state.alerts.delete(a.id);
     else state.alerts.set(a.id, a);
-    if (!known && a.severity === "critical") flash(a.id);
     scheduleRender();
-    if (state.selected === a.id) showDetail(a.id, false);
+    if (state.selected === a.id) showDetail(a.id); // its history has changed too
   }
-  const fresh = new Set();
-  function flash(id) { fresh.add(id); setTimeout(() => { fresh.delete(id); scheduleRender(); }, 10000); }
 
   // --- staleness ---------------------------------------------------------------------------
   async function checkStatus() {
+    clearTimeout(state.statusTimer); // one round at a time, also after signing in again
     try {
       const s = await api("/status");
       state.problems = s.problems;
@@ -296,7 +295,7 @@
       state.statusFailed = true;
     }
     renderBanner();
-    setTimeout(checkStatus, STATUS_EVERY_MS);
+    state.statusTimer = setTimeout(checkStatus, STATUS_EVERY_MS);
   }
   function renderBanner() {
     const lines = [];
@@ -357,7 +356,7 @@
       ? `${esc(a.acknowledged_by)}<div class="sub">${esc(new Date(a.acknowledged_at).toLocaleTimeString(locale()))}</div>` : "";
     const button = a.status === "open"
       ? `<button type="button" class="primary" data-ack="${a.id}">${esc(t("acknowledge"))}</button>` : "";
-    const classes = [a.severity, a.status, state.selected === a.id ? "selected" : "", fresh.has(a.id) ? "fresh" : ""].join(" ");
+    const classes = [a.severity, a.status, state.selected === a.id ? "selected" : ""].join(" ");
     return `<tr class="${classes}" data-id="${a.id}">`
       + `<td><span class="sev ${sev}">${esc(t(`sev_${a.severity}`))}</span><div class="sub">${esc(t(`kind_${a.kind}`))}</div></td>`
       + `<td>${esc(ent ? ent.name : a.enterprise_id)}<div class="sub">${esc(a.region_id ?? "")}</div></td>`
@@ -392,9 +391,10 @@
   async function act(id, what, body) {
     try {
       const path = what === "comment" ? `/alerts/${id}/comments` : `/alerts/${id}/${what}`;
-      const r = await api(path, { method: "POST", json: body ?? {} });
-      if (r?.alert || r?.id) apply({ alert: r.alert ?? r });
-      if (state.selected === id) showDetail(id);
+      const alert = await api(path, { method: "POST", json: body ?? {} }); // as it is now
+      const draft = $("detail-comment");
+      if (draft && what !== "acknowledge") draft.value = ""; // it went with the action
+      apply({ alert });
       return true;
     } catch (exc) {
       if (exc.status === 409) { await refreshOne(id); return false; } // someone else was first
@@ -405,19 +405,19 @@
   async function refreshOne(id) {
     try { const d = await api(`/alerts/${id}`); apply({ alert: d.alert }); } catch { /* gone */ }
   }
-  async function showDetail(id, reload = true) {
+  async function showDetail(id) {
     state.selected = id;
     state.selectedEnterprise = null;
     const box = $("detail");
     let d = { alert: state.alerts.get(id), history: [] };
-    if (reload) {
-      try { d = await api(`/alerts/${id}`); } catch { /* keep what we have */ }
-    }
+    try { d = await api(`/alerts/${id}`); } catch { /* keep what we have */ }
     const a = d.alert;
     if (!a) { box.hidden = true; return; }
     const ent = state.enterprises.get(a.enterprise_id);
     const unit = a.unit ? ` ${a.unit}` : "";
     const reasons = ["real_incident", "false_alarm", "sensor_fault", "drill", "other"];
+    // A comment being typed survives the panel being redrawn by a change from elsewhere.
+    const draft = state.selected === id && $("detail-comment") ? $("detail-comment").value : "";
     box.innerHTML = `<h2><span class="sev ${a.severity}">${esc(t(`sev_${a.severity}`))}</span> #${a.id} · ${esc(t(`kind_${a.kind}`))}</h2>`
       + `<dl><dt>${esc(t("col_enterprise"))}</dt><dd>${esc(ent ? ent.name : a.enterprise_id)}</dd>`
       + `<dt>${esc(t("col_zone"))}</dt><dd>${esc(a.zone_id ?? "")} · ${esc(a.sensor_id ?? "")}</dd>`
@@ -440,10 +440,11 @@
         `<li>${esc(new Date(h.at).toLocaleTimeString(locale()))} · ${esc(h.action)} · ${esc(h.actor === "machine" ? t("machine") : h.actor)}`
         + `${h.reason ? " · " + esc(h.reason) : ""}${h.comment ? " — " + esc(h.comment) : ""}</li>`).join("")}</ol>`;
     box.hidden = false;
+    $("detail-comment").value = draft;
     $("detail-ack")?.addEventListener("click", () => act(id, "acknowledge"));
     $("detail-add-comment").addEventListener("click", async () => {
       const text = $("detail-comment").value.trim();
-      if (text && (await act(id, "comment", { text }))) showDetail(id);
+      if (text) await act(id, "comment", { text });
     });
     $("detail-resolve")?.addEventListener("click", async () => {
       const reason = $("detail-reason").value;
