@@ -26,6 +26,7 @@ from tests.browser import PASSWORD, CuttableLink, artifact, chromium, serve_api
 from tests.people import ensure_user
 
 FULL_HD = {"width": 1920, "height": 1080}
+COMMENT = "ventilation restarted, levels normal <img src=x onerror=window.pwned=1>"
 
 
 def _settings(url: str) -> Settings:
@@ -178,10 +179,13 @@ def test_the_wall_shows_its_region_rings_and_acts(pages_database_url: str) -> No
         # Comment and resolve with a reason from the detail panel.
         page.locator("#rows tr", has_text="E001-S14").click()
         page.wait_for_selector("#detail-resolve")
-        page.fill("#detail-comment", "ventilation restarted, levels normal")
+        page.fill("#detail-comment", COMMENT)
         page.select_option("#detail-reason", "real_incident")
         page.click("#detail-resolve")
         page.locator("#rows tr", has_text="E001-S14").wait_for(state="detached", timeout=3000)
+        # The comment (markup in it) is shown in the history as text, never run.
+        page.locator("#detail-history li", has_text=COMMENT).wait_for(timeout=3000)
+        assert page.evaluate("() => window.pwned") is None
 
         # The stale banner: the link to the server cut.
         link.cut()
@@ -214,7 +218,7 @@ def test_the_wall_shows_its_region_rings_and_acts(pages_database_url: str) -> No
     assert ("comment", room.username) not in actions  # the comment went with the resolution
     resolved = next(h for h in detail["history"] if h["action"] == "resolve")
     assert resolved["reason"] == "real_incident"
-    assert resolved["comment"] == "ventilation restarted, levels normal"
+    assert resolved["comment"] == COMMENT
 
 
 def _token(base: str, username: str) -> str:
