@@ -185,6 +185,14 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inbox(settings: Settings, args: argparse.Namespace) -> int:
+    from qorgau.inbox import serve_inbox
+
+    folder = Path(args.dir) if args.dir else settings.state_dir / "inbox"
+    serve_inbox(folder, host=args.host, smtp_port=args.smtp_port, http_port=args.http_port)
+    return 0
+
+
 def _read_credentials(path: str | None) -> dict[str, str] | None:
     if path is None:
         return None
@@ -207,7 +215,7 @@ def _run_stack(settings: Settings, *, simulate: bool, args: argparse.Namespace) 
     sim_args: tuple[str, ...] = ()
     if simulate:
         sim_args = ("--incident-every", str(args.incident_every))
-    stack = Stack(settings, simulate=simulate, simulate_args=sim_args)
+    stack = Stack(settings, simulate=simulate, simulate_args=sim_args, inbox=simulate)
     stopping = threading.Event()
 
     def on_signal(*_a: Any) -> None:
@@ -230,11 +238,27 @@ def _run_stack(settings: Settings, *, simulate: bool, args: argparse.Namespace) 
         assert s.database_url is not None
         if simulate:
             password = _demo_password(stack.state_dir)
-            names = users_cli.demo_users(s.database_url, password)
-            console.print(
-                f"  Sign in       {names[0]} / {password}  (also {', '.join(names[1:])};"
-                " same password)"
+            names = users_cli.demo_users(
+                s.database_url,
+                password,
+                load_reference(),
+                email_domain=DEMO_EMAIL_DOMAIN if stack.inbox_url else None,
             )
+            console.print(
+                f"  Sign in       admin / {password}  (every demo user has this password)"
+            )
+            console.print(
+                f"  Wall          {stack.api_url}/wall  as control.national or control.karaganda"
+            )
+            console.print(
+                f"  Users         {len(names)}: control.<region>, inspector.<region>,"
+                " head.<region>, fire.<region>, officer.e001…, worker.e001…"
+                " (`qorgau users list`)"
+            )
+            if stack.inbox_url:
+                console.print(
+                    f"  Inbox         {stack.inbox_url}  every e-mail the demo's users are sent"
+                )
         else:
             with psycopg.connect(s.database_url) as conn:
                 row = conn.execute("SELECT count(*) FROM users").fetchone()
@@ -242,6 +266,7 @@ def _run_stack(settings: Settings, *, simulate: bool, args: argparse.Namespace) 
                 console.print("  Sign in       no users yet: create one with `qorgau users add`")
         console.print(f"  up in {time.monotonic() - t0:.1f} s. Ctrl-C stops everything.\n")
         reported = 0
+        last_told = 0
         while not stopping.wait(5.0):
             for r in stack.restarts[reported:]:
                 at = time.strftime("%H:%M:%S", time.localtime(r.at))
@@ -277,6 +302,23 @@ def _run_stack(settings: Settings, *, simulate: bool, args: argparse.Namespace) 
                 sent = conn.execute(
                     "SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FROM deliveries"
                 ).fetchone()
+                told = conn.execute(
+                    "SELECT d.id, d.recipient_name, d.channel, a.severity, a.kind,"
+                    " coalesce(a.hazard, ''), a.enterprise_id"
+                    " FROM deliveries d LEFT JOIN alerts a ON a.alert_key = d.alert_key"
+                    " WHERE d.id > %s AND d.status = 'sent' ORDER BY d.id",
+                    (last_told,),
+                ).fetchall()
+                for _id, who, channel, severity, kind, hazard, enterprise in told[:TOLD_LINES]:
+                    what = " ".join(x for x in (severity, kind, hazard) if x) or "a digest"
+                    console.print(
+                        f"  [cyan]told {who} by {_CHANNEL_WORDS.get(channel, channel)}: {what}"
+                        f"{f' at {enterprise}' if enterprise else ''}[/cyan]"
+                    )
+                if len(told) > TOLD_LINES:
+                    console.print(f"  [cyan]… and {len(told) - TOLD_LINES} more[/cyan]")
+                if told:
+                    last_told = told[-1][0]
                 console.print(
                     f"  {time.strftime('%H:%M:%S')}  {rate:,.1f} readings/s"
                     f"  sensors reporting: {sensors}  open alerts: {alerts}"
@@ -288,6 +330,11 @@ def _run_stack(settings: Settings, *, simulate: bool, args: argparse.Namespace) 
         console.print("stopping…")
         stack.stop()
         console.print("stopped; nothing left running.")
+
+
+DEMO_EMAIL_DOMAIN = "qorgau.example"  # RFC 2606: never a real mail domain
+TOLD_LINES = 5  # notifications listed per status line; the inbox page has them all
+_CHANNEL_WORDS = {"email": "e-mail", "webpush": "push", "mqtt": "their app (MQTT)"}
 
 
 def _demo_password(state_dir: Path) -> str:
@@ -593,6 +640,17 @@ def build_parser() -> argparse.ArgumentParser:
         " file, retry and log them; escalate unacknowledged critical alerts and send digests."
         " Any number of replicas (deliveries are idempotent), each with its own MQTT identity.",
     )
+    inbox = sub.add_parser(
+        "inbox",
+        help="the demo's local mail server and a page to read what it received",
+        description="Accept e-mail over SMTP on HOST:SMTP_PORT into a Maildir (default"
+        " STATE/inbox) and list it at http://HOST:HTTP_PORT/ — how `qorgau demo` shows the"
+        " notifications it sends. A development tool: deployments use a real mail server.",
+    )
+    inbox.add_argument("--host", default="127.0.0.1")
+    inbox.add_argument("--smtp-port", type=int, default=8025)
+    inbox.add_argument("--http-port", type=int, default=8026)
+    inbox.add_argument("--dir", help="the Maildir (default: STATE/inbox)")
     sim = sub.add_parser("simulate", help="publish simulated sensor readings over MQTT")
     sim.add_argument("--enterprises", help="comma-separated enterprise ids (default: all)")
     sim.add_argument("--seed", type=int, default=42)
@@ -744,6 +802,7 @@ COMMANDS = {
     "notifier": cmd_notifier,
     "api": cmd_api,
     "simulate": cmd_simulate,
+    "inbox": cmd_inbox,
     "bench": cmd_bench,
     "replay": cmd_replay,
     "ml": cmd_ml,

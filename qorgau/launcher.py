@@ -199,11 +199,14 @@ class Stack:
     components: tuple[str, ...] = ("bridge", "worker", "notifier", "api")
     simulate: bool = False
     simulate_args: tuple[str, ...] = ()
+    # The demo's post office (`qorgau inbox`): e-mail notifications land on a local page.
+    inbox: bool = False
     supervise: bool = True
     children: list[Child] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     restarts: list[Restart] = field(default_factory=list)
     api_url: str = ""
+    inbox_url: str = ""
     mqtt_broker: str = ""
     _pg: Any = None
     _mqtt_port: int = 0
@@ -787,6 +790,8 @@ class Stack:
             if self.embedded_mqtt:
                 self.env["QORGAU_MQTT_AUTH_DIR"] = str(self._auth_dir)
                 self.env["QORGAU_MQTT_RELOAD_COMMAND"] = self._reload_command() or ""
+            if self.inbox and "smtp_url" not in given:
+                self._start_inbox()
             self._write_stack_env()
             if self.simulate and self.embedded_mqtt:
                 self.provision_devices()
@@ -822,6 +827,21 @@ class Stack:
         except BaseException:
             self.stop()
             raise
+
+    def _start_inbox(self) -> None:
+        """`qorgau inbox` on free local ports; the notifier sends its e-mail there."""
+        smtp_port = pick_port(8025)
+        http_port = pick_port(8026)
+        if http_port == smtp_port:
+            http_port = pick_port(smtp_port + 1)
+        child = self.spawn_component(
+            "inbox", "--smtp-port", str(smtp_port), "--http-port", str(http_port)
+        )
+        wait_for_port(smtp_port, proc=child.proc, name="inbox (SMTP)")
+        wait_for_port(http_port, proc=child.proc, name="inbox (page)")
+        self.env["QORGAU_SMTP_URL"] = f"smtp://127.0.0.1:{smtp_port}"
+        self.env["QORGAU_SMTP_FROM"] = "Qorgau <alarms@qorgau.example>"
+        self.inbox_url = f"http://127.0.0.1:{http_port}/"
 
     def _write_stack_env(self) -> None:
         keep = (

@@ -12,6 +12,7 @@ import argparse
 import getpass
 import secrets
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -19,9 +20,11 @@ import psycopg
 from api.security import MIN_PASSWORD_LENGTH, hash_password
 from core.access import Role, Scope
 from core.errors import ConfigError, QorgauError
+from core.reference import ReferenceData
+from core.types import Region
 from storage import people
 
-__all__ = ["add_parser", "bootstrap_admin", "cmd_users", "demo_users"]
+__all__ = ["DemoUser", "add_parser", "bootstrap_admin", "cmd_users", "demo_cast", "demo_users"]
 
 _CHANNELS = ("email", "webhook", "apprise")
 
@@ -262,35 +265,103 @@ def _check_address(channel: str, address: str) -> None:
         raise ConfigError(f"an apprise URL looks like tgram://token/chat, not {address!r}")
 
 
-# One user per role for `qorgau demo`, over the seeded reference data.
-_DEMO: tuple[tuple[str, Role, list[str], str | None, list[str]], ...] = (
-    ("admin", Role.ADMIN, [], None, []),
-    ("inspector.karaganda", Role.LABOUR_INSPECTOR, ["KZ-35"], None, ["duty"]),
-    ("fire.karaganda", Role.FIRE_INSPECTOR, ["KZ-35"], None, ["duty"]),
-    ("officer.e001", Role.SAFETY_OFFICER, [], "E001", []),
-    ("control.karaganda", Role.CONTROL_ROOM, ["KZ-35"], None, []),
-    ("control.national", Role.CONTROL_ROOM, [], None, []),
-    ("worker.e001", Role.WORKER, [], "E001", []),
-)
+@dataclass(frozen=True, slots=True)
+class DemoUser:
+    username: str
+    role: Role
+    full_name: str
+    regions: tuple[str, ...] = ()
+    enterprise: str | None = None
+    tags: tuple[str, ...] = ()
 
 
-def demo_users(dsn: str, password: str) -> list[str]:
-    """Create the demo users that do not exist yet (all with ``password``); their names."""
+def _slug(region: Region, taken: set[str]) -> str:
+    name = region.name_en.removesuffix(" Region").lower().replace(" ", "-")
+    return f"{name}-city" if region.kind == "city" and name in taken else name
+
+
+def demo_cast(reference: ReferenceData) -> list[DemoUser]:
+    """The people of `qorgau demo`: for every region with a simulated enterprise its duty
+    labour and fire inspectors, their head (the first escalation level) and its control
+    room; for every enterprise its safety officer and a worker; a national control room
+    and an admin. The simulator's incidents happen at all of these enterprises, so every
+    alarm reaches somebody."""
+    region_slugs = {r.name_en.removesuffix(" Region").lower() for r in reference.regions}
+    cast = [
+        DemoUser("admin", Role.ADMIN, "Administrator"),
+        DemoUser("control.national", Role.CONTROL_ROOM, "National control room"),
+    ]
+    used = {e.region_id for e in reference.enterprises}
+    for region in (r for r in reference.regions if r.id in used):
+        slug = _slug(region, region_slugs if region.kind == "city" else set())
+        where = (region.id,)
+        cast += [
+            DemoUser(
+                f"control.{slug}", Role.CONTROL_ROOM, f"Control room, {region.name_en}", where
+            ),
+            DemoUser(
+                f"inspector.{slug}",
+                Role.LABOUR_INSPECTOR,
+                f"Labour inspector on duty, {region.name_en}",
+                where,
+                tags=("duty",),
+            ),
+            DemoUser(
+                f"head.{slug}",
+                Role.LABOUR_INSPECTOR,
+                f"Head of labour inspection, {region.name_en}",
+                where,
+                tags=("head",),
+            ),
+            DemoUser(
+                f"fire.{slug}",
+                Role.FIRE_INSPECTOR,
+                f"Fire inspector on duty, {region.name_en}",
+                where,
+                tags=("duty",),
+            ),
+        ]
+    for e in reference.enterprises:
+        n = e.id.lower()
+        cast += [
+            DemoUser(
+                f"officer.{n}", Role.SAFETY_OFFICER, f"Safety officer, {e.name}", enterprise=e.id
+            ),
+            DemoUser(f"worker.{n}", Role.WORKER, f"Worker, {e.name}", enterprise=e.id),
+        ]
+    return cast
+
+
+def demo_users(
+    dsn: str, password: str, reference: ReferenceData, *, email_domain: str | None = None
+) -> list[str]:
+    """Create the demo users that do not exist yet (all with ``password``); their names.
+
+    With ``email_domain`` (the demo's own inbox) everyone but workers, whose phones are
+    told over MQTT, gets ``username@email_domain`` as their e-mail address.
+    """
     hashed = _hash(password)
     made = []
     with psycopg.connect(dsn) as conn:
-        for username, role, regions, enterprise, tags in _DEMO:
-            if people.get_user_by_username(conn, username=username) is None:
+        for u in demo_cast(reference):
+            email = (
+                f"{u.username}@{email_domain}" if email_domain and u.role != Role.WORKER else None
+            )
+            if people.get_user_by_username(conn, username=u.username) is None:
                 people.create_user(
                     conn,
-                    username=username,
-                    role=role,
+                    username=u.username,
+                    role=u.role,
                     password_hash=hashed,
-                    regions=regions,
-                    enterprise_id=enterprise,
-                    tags=tags,
+                    full_name=u.full_name,
+                    regions=list(u.regions),
+                    enterprise_id=u.enterprise,
+                    tags=list(u.tags),
+                    email=email,
                 )
-            made.append(username)
+            elif email:
+                people.update_user(conn, username=u.username, email=email)
+            made.append(u.username)
     return made
 
 
