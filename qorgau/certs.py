@@ -172,6 +172,7 @@ def env_secrets() -> str:
         f"QORGAU_VAPID_PRIVATE_KEY={b64url(vapid)}",
         f"QORGAU_ADMIN_PASSWORD={token()}",
         f"GRAFANA_ADMIN_PASSWORD={token()}",
+        f"GRAFANA_DB_PASSWORD={token()}",
         f"QORGAU_MQTT_SECRET_BRIDGE={token()}",
         f"QORGAU_MQTT_SECRET_NOTIFIER={token()}",
         f"QORGAU_MQTT_SECRET_API={token()}",

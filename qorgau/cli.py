@@ -72,6 +72,22 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
         print(f"admin {args.admin}: " + ("created" if made else "exists already (left as it is)"))
     if args.service_identities:
         _service_identities(dsn)
+    if args.grafana_reader:
+        import psycopg
+
+        from storage.readers import ensure_reader
+
+        password = os.environ.get("QORGAU_GRAFANA_DB_PASSWORD", "")
+        if not password:
+            raise QorgauError(
+                "--grafana-reader needs the reader's password in QORGAU_GRAFANA_DB_PASSWORD"
+            )
+        with psycopg.connect(dsn) as conn:
+            made = ensure_reader(conn, args.grafana_reader, password)
+        print(
+            f"grafana reader {args.grafana_reader}: {'created' if made else 'updated'}"
+            " (read-only: SELECT on the walls' tables)"
+        )
     return 0
 
 
@@ -607,6 +623,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="give the bridge, notifier and API their MQTT identities"
         " (secrets from QORGAU_MQTT_SECRET_BRIDGE, _NOTIFIER, _API)",
+    )
+    mig.add_argument(
+        "--grafana-reader",
+        metavar="ROLE",
+        help="create or update Grafana's read-only database role (password from"
+        " QORGAU_GRAFANA_DB_PASSWORD): SELECT on what the walls show, nothing else",
     )
     sub.add_parser(
         "bridge",

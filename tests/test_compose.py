@@ -157,6 +157,14 @@ def test_grafana_brings_the_walls_up_from_the_provisioning(compose: dict[str, An
     env = grafana["environment"]
     assert set(DATASOURCE_ENV.values()) <= set(env)
     assert env[DATASOURCE_ENV["host"]] == "timescaledb:5432"
-    assert env[DATASOURCE_ENV["password"]] == example_env()["POSTGRES_PASSWORD"]
+    # ...as the read-only role the setup job keeps, with the password the job gives it.
+    assert env[DATASOURCE_ENV["user"]] == "grafana"
+    assert env[DATASOURCE_ENV["password"]] == example_env()["GRAFANA_DB_PASSWORD"]
+    setup = compose["services"]["setup"]
+    command = setup["command"]
+    assert command[command.index("--grafana-reader") + 1] == "grafana"
+    assert (
+        setup["environment"]["QORGAU_GRAFANA_DB_PASSWORD"] == example_env()["GRAFANA_DB_PASSWORD"]
+    )
     assert env["GF_SECURITY_ADMIN_PASSWORD"] == example_env()["GRAFANA_ADMIN_PASSWORD"]
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"

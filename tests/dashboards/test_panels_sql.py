@@ -24,6 +24,7 @@ import pytest
 from core.catalogue import load_catalogue
 from core.limits import load_limits
 from dashboards import render_dashboards
+from storage.readers import ensure_reader
 from tests.dashboards.grafana_sql import Range, expand, interval_for
 
 NUMERIC = {20, 21, 23, 700, 701, 1700}  # int8, int2, int4, float4, float8, numeric
@@ -42,6 +43,7 @@ SENSORS = {  # sensor: (enterprise, zone, hazard)
     "TGF1-S06": ("TGF1", "TGF1-Z02", "o2"),
     "TGF2-S01": ("TGF2", "TGF2-Z01", "co"),
 }
+READER = f"t_grafana_{uuid.uuid4().hex[:8]}"
 NOW = datetime.now(UTC).replace(microsecond=0)
 SHORT = Range(NOW - timedelta(hours=6), NOW)
 LONG = Range(NOW - timedelta(days=7), NOW)
@@ -53,9 +55,11 @@ WALLS = render_dashboards(CATALOGUE, LIMITS)
 
 @pytest.fixture(scope="module")
 def seeded(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    """A connection inside a transaction holding the seed; rolled back at the end."""
+    """A connection inside a transaction holding the seed and Grafana's read-only role (the
+    panels run as it, as the compose file's Grafana does); rolled back at the end."""
     with psycopg.connect(database_url) as conn:
         _seed(conn)
+        ensure_reader(conn, READER, "a-long-reader-password-0123")
         yield conn
         conn.rollback()
 
@@ -193,6 +197,7 @@ def _run(
     with conn.cursor() as cur:
         cur.execute("SAVEPOINT panel")
         try:
+            cur.execute(f"SET LOCAL ROLE {READER}")
             cur.execute(sql.encode())
             columns = [(d.name, d.type_code) for d in cur.description or []]
             rows = cur.fetchall()

@@ -31,6 +31,7 @@ import psycopg
 import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
+from psycopg.conninfo import make_conninfo
 
 from edge.publisher import reading_topic
 from qorgau.launcher import wait_for_port
@@ -209,6 +210,17 @@ def test_the_compose_topology_runs_with_authentication_tls_and_persistence(
     setup = t.run("setup", check=False)
     assert setup.returncode == 0, setup.stdout + setup.stderr
     assert "admin admin: created" in setup.stdout
+    # Grafana's data source signs in as the read-only role the setup job keeps.
+    grafana = t.services["grafana"]["environment"]
+    reader = make_conninfo(
+        t.dsn,
+        user=grafana["QORGAU_GRAFANA_DB_USER"],
+        password=grafana["QORGAU_GRAFANA_DB_PASSWORD"],
+    )
+    with psycopg.connect(reader) as conn:
+        conn.execute("SELECT count(*) FROM alerts")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT password_hash FROM users")
     t.start("mqtt-auth")
     t.wait_ready("mqtt-auth")
     t.start_broker()
