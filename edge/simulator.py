@@ -4,7 +4,10 @@ Every sensor is its own MQTT client (its own last will: ``offline`` on its
 status topic, retained), reports every ``interval_s`` seconds with a per-sensor
 ``seq``; sensors behind a gateway publish their readings in batches
 (``{"readings": [...]}``). Incidents — a gas leak, a heat rise with smoke in the
-same zone — are injected now and then so the demo has something to show.
+same zone — are injected now and then so the demo has something to show, and on
+request (`IncidentRequest`, dropped as a JSON file into ``requests_dir`` by
+``qorgau incident``): a major one whose readings cross the critical limits, so a
+newcomer can watch a critical alarm reach the wall and people's inboxes.
 """
 
 from __future__ import annotations
@@ -14,22 +17,48 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
 
 import orjson
 import paho.mqtt.client as mqtt
 import structlog
 
 from core.catalogue import Catalogue
+from core.limits import Limits
 from core.types import Enterprise, Sensor
-from edge.profiles import SensorProfile, profile_for
+from edge.profiles import Incident, SensorProfile, profile_for
 from edge.publisher import ReplayWindow, make_client, reading_topic, status_topic
 
-__all__ = ["SimulatedSensor", "Simulator", "format_ts"]
+__all__ = ["IncidentRequest", "SimulatedSensor", "Simulator", "format_ts"]
 
 log = structlog.get_logger(__name__)
 _GAS = {"co", "h2s", "no2", "so2", "nh3", "cl2", "ch4"}
+GATEWAY_MAX_HOLD_S = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRequest:
+    """A major incident asked for: a gas leak at one gas sensor, or a fire in one zone."""
+
+    enterprise_id: str
+    kind: Literal["gas", "fire"] = "gas"
+    zone_id: str | None = None
+    sensor_id: str | None = None
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> IncidentRequest:
+        doc = orjson.loads(raw)
+        if not isinstance(doc, dict) or not isinstance(doc.get("enterprise_id"), str):
+            raise ValueError("an incident request needs an enterprise_id")
+        kind = doc.get("kind", "gas")
+        if kind not in ("gas", "fire"):
+            raise ValueError(f"kind {kind!r} is not gas or fire")
+        zone, sensor = doc.get("zone_id"), doc.get("sensor_id")
+        if not all(x is None or isinstance(x, str) for x in (zone, sensor)):
+            raise ValueError("zone_id and sensor_id are ids")
+        return cls(doc["enterprise_id"], kind, zone, sensor)
 
 
 def format_ts(t: datetime) -> str:
@@ -46,6 +75,7 @@ class SimulatedSensor:
     seq: int = 0
     next_due: float = 0.0
     pending: list[dict[str, Any]] = field(default_factory=list)
+    pending_since: float = 0.0  # monotonic time of the oldest reading in ``pending``
     window: ReplayWindow = field(default_factory=ReplayWindow)
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
@@ -82,14 +112,21 @@ class Simulator:
         interval_scale: float = 1.0,
         on_publish: Callable[[int], None] | None = None,
         credentials: dict[str, str] | None = None,
+        limits: Limits | None = None,
+        requests_dir: Path | None = None,
+        gateway_max_hold_s: float = GATEWAY_MAX_HOLD_S,
     ) -> None:
         self.host, self.port = host, port
         self.rng = random.Random(seed)
         self.gateway_batch = gateway_batch
+        self.gateway_max_hold_s = gateway_max_hold_s
         self.incident_every_s = incident_every_s
         self.interval_scale = interval_scale
         self.on_publish = on_publish
         self.credentials = credentials or {}  # sensor id -> its secret (its MQTT identity)
+        self.catalogue = catalogue
+        self.limits = limits
+        self.requests_dir = requests_dir
         self.published = 0
         self._stop = threading.Event()
         self.sensors: list[SimulatedSensor] = []
@@ -155,6 +192,82 @@ class Simulator:
                 "incident injected", kind="gas_leak", sensor=m.sensor.id, hazard=m.sensor.hazard
             )
 
+    def _take_requests(self, now: datetime) -> None:
+        """Start the incidents asked for in ``requests_dir``; answer each in ``NAME.done``."""
+        if self.requests_dir is None or not self.requests_dir.is_dir():
+            return
+        for path in sorted(self.requests_dir.glob("*.json")):
+            try:
+                answer = self.start_major_incident(
+                    IncidentRequest.from_json(path.read_bytes()), now
+                )
+            except (OSError, ValueError) as exc:
+                answer = f"refused: {exc}"
+            done = path.with_suffix(".done")
+            done.write_text(answer + "\n")
+            path.unlink(missing_ok=True)
+            log.info("incident requested", request=path.name, answer=answer)
+
+    def start_major_incident(self, request: IncidentRequest, now: datetime) -> str:
+        """Start ``request`` (readings crossing the critical limits); what was started, in words.
+        Raises ValueError when the enterprise, zone or sensor has nothing to start it on."""
+        members = [
+            m
+            for zone, ms in self.zones.items()
+            for m in ms
+            if m.sensor.enterprise_id == request.enterprise_id
+            and (request.zone_id is None or zone == request.zone_id)
+        ]
+        if not members:
+            raise ValueError(
+                f"no simulated sensors at {request.enterprise_id} {request.zone_id or ''}"
+            )
+        if request.kind == "fire":
+            zones = sorted({m.sensor.zone_id for m in members if m.sensor.hazard == "temperature"})
+            if not zones:
+                raise ValueError("no temperature sensor there: a fire cannot be seen")
+            zone = zones[0]
+            for m in self.zones[zone]:
+                if m.sensor.hazard == "temperature":
+                    m.profile.incidents.append(
+                        Incident("heat_rise", now, 45.0, ramp=timedelta(seconds=90))
+                    )
+                elif m.sensor.hazard == "smoke":
+                    m.profile.start_incident(now, "smoke")
+                elif m.sensor.hazard == "co":
+                    m.profile.start_incident(now, "gas_leak")
+            return f"fire in zone {zone}: heat (+45 °C over 90 s), smoke and CO"
+        gases = [
+            m
+            for m in members
+            if m.sensor.hazard in _GAS
+            and (request.sensor_id is None or m.sensor.id == request.sensor_id)
+        ]
+        if not gases:
+            raise ValueError("no gas sensor there")
+        m = gases[0]
+        critical = self._critical(m.sensor.hazard)
+        if critical is None:
+            raise ValueError(f"no critical limit for {m.sensor.hazard}")
+        peak = critical * 1.5 - m.profile.baseline
+        m.profile.incidents.append(Incident("gas_leak", now, peak, ramp=timedelta(seconds=30)))
+        unit = self.catalogue[m.sensor.hazard].unit
+        return (
+            f"gas leak at {m.sensor.id} ({m.sensor.hazard}): rising to {critical * 1.5:g} {unit}"
+            f" over 30 s, held 2 min (critical limit {critical:g} {unit})"
+        )
+
+    def _critical(self, hazard: str) -> float | None:
+        if self.limits is None:
+            return None
+        levels = [r.critical for r in self.limits.rules(hazard) if r.window_min == 0 and r.critical]
+        return min(levels) if levels else None
+
+    def _flush(self, sim: SimulatedSensor) -> None:
+        s = sim.sensor
+        sim.publish(reading_topic(s.enterprise_id, s.id), orjson.dumps({"readings": sim.pending}))
+        sim.pending = []
+
     def run(self) -> None:
         for sim in self.sensors:
             self._connect(sim)
@@ -169,19 +282,28 @@ class Simulator:
             if mono - last_tick >= 1.0:
                 last_tick = mono
                 self._maybe_incident(now)
+                self._take_requests(now)
             for sim in self.sensors:
+                s = sim.sensor
+                if (
+                    s.gateway
+                    and sim.pending
+                    and mono - sim.pending_since >= self.gateway_max_hold_s
+                ):
+                    # Held long enough: a gateway never sits on a reading for longer than
+                    # the stale rule waits (3 intervals, at least 60 s).
+                    self._flush(sim)
                 if mono < sim.next_due:
                     continue
-                sim.next_due += sim.sensor.interval_s * self.interval_scale
+                sim.next_due += s.interval_s * self.interval_scale
                 reading = sim.reading(now)
-                s = sim.sensor
                 assert sim.client is not None
                 if s.gateway:
+                    if not sim.pending:
+                        sim.pending_since = mono
                     sim.pending.append(reading)
                     if len(sim.pending) >= self.gateway_batch:
-                        payload = orjson.dumps({"readings": sim.pending})
-                        sim.publish(reading_topic(s.enterprise_id, s.id), payload)
-                        sim.pending = []
+                        self._flush(sim)
                 else:
                     sim.publish(reading_topic(s.enterprise_id, s.id), orjson.dumps(reading))
                 self.published += 1

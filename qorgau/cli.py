@@ -184,9 +184,14 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     enterprises = [e for e in ref.enterprises if wanted is None or e.id in wanted]
     if not enterprises:
         raise QorgauError(f"no enterprise matches --enterprises {args.enterprises}")
+    from core.limits import load_limits
+
+    catalogue = load_catalogue(settings.catalogue_path)
+    requests = _incident_requests(settings)
+    requests.mkdir(parents=True, exist_ok=True)
     sim = Simulator(
         enterprises,
-        load_catalogue(settings.catalogue_path),
+        catalogue,
         settings.mqtt_host,
         settings.mqtt_port,
         seed=args.seed,
@@ -194,10 +199,53 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         incident_every_s=args.incident_every,
         interval_scale=args.interval_scale,
         credentials=_read_credentials(args.credentials),
+        limits=load_limits(settings.limits_path, catalogue),
+        requests_dir=requests,
     )
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_a: sim.stop())
     sim.run()
+    return 0
+
+
+def _incident_requests(settings: Settings) -> Path:
+    return settings.state_dir / "simulate" / "requests"
+
+
+def cmd_incident(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+    import uuid
+
+    folder = _incident_requests(settings)
+    if not folder.is_dir():
+        raise QorgauError(
+            f"no simulator has run with state directory {settings.state_dir}:"
+            " start `qorgau demo` in this directory first"
+        )
+    request = {"enterprise_id": args.enterprise, "kind": args.kind}
+    if args.zone:
+        request["zone_id"] = args.zone
+    if args.sensor:
+        request["sensor_id"] = args.sensor
+    name = uuid.uuid4().hex
+    tmp = folder / f"{name}.tmp"
+    tmp.write_text(json.dumps(request))
+    tmp.rename(folder / f"{name}.json")  # whole or not at all, for the simulator's glob
+    done = folder / f"{name}.done"
+    deadline = time.monotonic() + args.wait
+    while not done.exists():
+        if time.monotonic() > deadline:
+            (folder / f"{name}.json").unlink(missing_ok=True)
+            raise QorgauError(
+                f"the simulator did not answer within {args.wait:g} s: is `qorgau demo` running"
+                " in this directory?"
+            )
+        time.sleep(0.1)
+    answer = done.read_text().strip()
+    done.unlink(missing_ok=True)
+    if answer.startswith("refused"):
+        raise QorgauError(answer)
+    print(f"{args.enterprise}: {answer}")
     return 0
 
 
@@ -268,7 +316,7 @@ def _run_stack(settings: Settings, *, simulate: bool, args: argparse.Namespace) 
             )
             console.print(
                 f"  Users         {len(names)}: control.<region>, inspector.<region>,"
-                " head.<region>, fire.<region>, officer.e001…, worker.e001…"
+                " fire.<region>, officer.e001…, worker.e001…"
                 " (`qorgau users list`)"
             )
             if stack.inbox_url:
@@ -662,6 +710,18 @@ def build_parser() -> argparse.ArgumentParser:
         " file, retry and log them; escalate unacknowledged critical alerts and send digests."
         " Any number of replicas (deliveries are idempotent), each with its own MQTT identity.",
     )
+    inc = sub.add_parser(
+        "incident",
+        help="ask the running demo's simulator for a major incident (a critical alarm)",
+        description="The demo's simulator starts, within a second, a gas leak whose readings"
+        " cross the critical limit (or a fire: heat, smoke and CO in one zone) at ENTERPRISE,"
+        " so the alarm can be followed to the wall, the inbox and the API.",
+    )
+    inc.add_argument("enterprise", help="an enterprise id of the demo, e.g. E001")
+    inc.add_argument("--kind", choices=["gas", "fire"], default="gas")
+    inc.add_argument("--zone", help="a zone id of that enterprise (default: the first fitting)")
+    inc.add_argument("--sensor", help="the gas sensor (default: the first of the zone)")
+    inc.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the answer")
     inbox = sub.add_parser(
         "inbox",
         help="the demo's local mail server and a page to read what it received",
@@ -825,6 +885,7 @@ COMMANDS = {
     "api": cmd_api,
     "simulate": cmd_simulate,
     "inbox": cmd_inbox,
+    "incident": cmd_incident,
     "bench": cmd_bench,
     "replay": cmd_replay,
     "ml": cmd_ml,

@@ -282,8 +282,7 @@ def _slug(region: Region, taken: set[str]) -> str:
 
 def demo_cast(reference: ReferenceData) -> list[DemoUser]:
     """The people of `qorgau demo`: for every region with a simulated enterprise its duty
-    labour and fire inspectors, their head (the first escalation level) and its control
-    room; for every enterprise its safety officer and a worker; a national control room
+    labour and fire inspectors and its control room; for every enterprise its safety officer and a worker; a national control room
     and an admin. The simulator's incidents happen at all of these enterprises, so every
     alarm reaches somebody."""
     region_slugs = {r.name_en.removesuffix(" Region").lower() for r in reference.regions}
@@ -305,13 +304,6 @@ def demo_cast(reference: ReferenceData) -> list[DemoUser]:
                 f"Labour inspector on duty, {region.name_en}",
                 where,
                 tags=("duty",),
-            ),
-            DemoUser(
-                f"head.{slug}",
-                Role.LABOUR_INSPECTOR,
-                f"Head of labour inspection, {region.name_en}",
-                where,
-                tags=("head",),
             ),
             DemoUser(
                 f"fire.{slug}",

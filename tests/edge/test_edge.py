@@ -150,6 +150,41 @@ def test_simulator_publishes_believable_readings(tmp_path: Path) -> None:
     assert "ppm" in units and "mg/m3" in units
 
 
+def test_a_slow_sensor_behind_a_gateway_is_not_held_back_until_the_batch_fills(
+    tmp_path: Path,
+) -> None:
+    """E006-S07 reports every 15 s through a gateway: ten of them would wait 150 s, longer
+    than the stale rule's 60 s, and the pipeline would call it silent."""
+    broker = Broker(tmp_path)
+    ref = load_reference()
+    enterprise = ref.enterprise("E006")
+    assert enterprise is not None
+    collector = Collector(broker.port, "qorgau/v1/E006/sensors/+/reading")
+    time.sleep(0.3)
+    sim = Simulator(
+        [enterprise], load_catalogue(), "127.0.0.1", broker.port, interval_scale=0.1,
+        gateway_batch=10, gateway_max_hold_s=2.0, incident_every_s=0,
+    )  # fmt: skip
+    thread = threading.Thread(target=sim.run)
+    thread.start()
+    time.sleep(6)
+    sim.stop()
+    thread.join(10)
+    time.sleep(0.3)
+    collector.close()
+    broker.stop()
+    slow = [orjson.loads(m) for m in collector.messages["qorgau/v1/E006/sensors/E006-S07/reading"]]
+    assert slow, "the slow sensor's readings never left the gateway"
+    assert all(len(batch["readings"]) <= 2 for batch in slow)  # 1.5 s apart, held <= 2 s
+    fast = [
+        orjson.loads(m)
+        for t, ms in collector.messages.items()
+        for m in ms
+        if t != "qorgau/v1/E006/sensors/E006-S07/reading"
+    ]
+    assert any(len(b.get("readings", [])) == 10 for b in fast)  # full batches still go whole
+
+
 @pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto not installed")
 def test_device_publisher_loses_nothing_across_a_broker_restart(tmp_path: Path) -> None:
     broker = Broker(tmp_path)
