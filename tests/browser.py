@@ -1,5 +1,6 @@
 """Pages in a real browser: Debian's Chromium driven by Playwright, and the API served by
-uvicorn on a free port in a thread of its own (the browser needs a real socket).
+uvicorn on a free port in a thread of its own (`qorgau.browser`, which the wall's bench
+shares).
 
 Playwright's own browser download cannot be reached here, so it is pointed at the
 system's ``chromium`` (``QORGAU_CHROMIUM`` to choose another); without one the page
@@ -11,26 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from api import create_app
-from core.settings import Settings
+from qorgau import browser
+from qorgau.browser import serve_api
 from tests.people import PASSWORD
 
 __all__ = ["PASSWORD", "CuttableLink", "artifact", "chromium", "serve_api"]
-
-
-def _executable() -> str | None:
-    return os.environ.get("QORGAU_CHROMIUM") or shutil.which("chromium")
 
 
 def artifact(name: str) -> Path:
@@ -41,42 +35,11 @@ def artifact(name: str) -> Path:
 
 @contextmanager
 def chromium() -> Iterator[object]:
-    """A headless Chromium (a Playwright ``Browser``)."""
-    exe = _executable()
-    if exe is None:
+    """A headless Chromium (a Playwright ``Browser``); the test is skipped without one."""
+    if browser.chromium_executable() is None:
         pytest.skip("no chromium on this machine (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=exe,
-            headless=True,
-            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@contextmanager
-def serve_api(settings: Settings) -> Iterator[str]:
-    """``create_app(settings)`` served by uvicorn on a free port, in a thread; its URL."""
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="api-under-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the API did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with browser.chromium() as b:
+        yield b
 
 
 class CuttableLink:

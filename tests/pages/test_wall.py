@@ -168,6 +168,11 @@ def test_the_wall_shows_its_region_rings_and_acts(pages_database_url: str) -> No
             "[...window.qorgauWall.state.alerts.values()].every(a => a.region_id === 'KZ-35')"
         )
         assert "150" in texts[0] and "mg/m3" in texts[0] and "20" in texts[0]
+        # Its rows lay themselves out as grids (rows off the screen are skipped), yet to
+        # assistive technology the queue is still a table with a header row.
+        assert page.get_by_role("columnheader").count() == 10
+        assert page.get_by_role("row").count() == 1 + len(texts)
+        assert page.get_by_role("cell").count() == 10 * len(texts)
         page.screenshot(path=artifact("wall-1920x1080.png"))
 
         # Acknowledge from the row: the sound stops, the row says who.

@@ -49,11 +49,26 @@
     if (s < 86400) return t("h", { n: Math.floor(s / 3600), m: Math.floor((s % 3600) / 60) });
     return t("d", { n: Math.floor(s / 86400) });
   }
+  // Intl formatters, made once per locale and kept: toLocaleString() makes a new one at
+  // every call, which thousands of rows feel. The same output.
+  const formats = new Map();
+  function formatter(kind, digits) {
+    const key = `${locale()}|${kind}|${digits}`;
+    let f = formats.get(key);
+    if (!f) {
+      f = kind === "time"
+        ? new Intl.DateTimeFormat(locale(), { hour: "numeric", minute: "numeric", second: "numeric" })
+        : new Intl.NumberFormat(locale(), { maximumFractionDigits: digits });
+      formats.set(key, f);
+    }
+    return f;
+  }
   function number(v) {
     if (v === null || v === undefined) return "—";
     const a = Math.abs(v);
-    return v.toLocaleString(locale(), { maximumFractionDigits: a >= 100 ? 0 : a >= 10 ? 1 : 2 });
+    return formatter("number", a >= 100 ? 0 : a >= 10 ? 1 : 2).format(v);
   }
+  function clock(when) { return formatter("time").format(new Date(when)); } // toLocaleTimeString
   function locale() { return { ru: "ru-RU", kk: "kk-KZ", en: "en-GB" }[state.lang] || "ru-RU"; }
   function esc(s) {
     return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -66,6 +81,7 @@
         `<button type="button" data-lang="${l}" aria-pressed="${l === state.lang}">${l.toUpperCase()}</button>`).join("");
     }
     soundButton();
+    rowsEpoch += 1;
     scheduleRender();
     renderBanner();
     renderMap();
@@ -228,6 +244,7 @@
       for (const e of items) state.enterprises.set(e.id, e);
       if (items.length < PAGE) break;
     }
+    rowsEpoch += 1;
   }
   async function loadAlerts() {
     state.buffering = [];
@@ -301,7 +318,7 @@
     const lines = [];
     let severe = false;
     if (state.feedSince !== null && Date.now() - state.feedSince >= FEED_GRACE_MS) {
-      lines.push(t("problem_feed_lost", { time: new Date(state.feedSince).toLocaleTimeString(locale()) }));
+      lines.push(t("problem_feed_lost", { time: clock(state.feedSince) }));
       severe = true;
     }
     if (state.statusFailed) lines.push(t("problem_status_failed"));
@@ -322,22 +339,60 @@
     state.renderQueued = true;
     requestAnimationFrame(() => { state.renderQueued = false; render(); });
   }
+  // One <tr> per alarm, kept as long as its alert is the same object: a change from the
+  // feed rebuilds its own row and moves no other, so the cost of a change does not grow
+  // with the thousands of rows around it. The ages tick in place.
+  const rowOf = new Map(); // alert id -> { alert, selected, epoch, tr, age, since, ageText, ageNext }
+  let rowsEpoch = 0; // bumped when every row must be made again (language, enterprise names)
+  const openedMs = new WeakMap(); // alert -> Date.parse(opened_at), parsed once
+  function opened(a) {
+    let ms = openedMs.get(a);
+    if (ms === undefined) { ms = Date.parse(a.opened_at); openedMs.set(a, ms); }
+    return ms;
+  }
   function sorted() {
     return [...state.alerts.values()].sort((x, y) =>
       (SEVERITY_RANK[x.severity] ?? 9) - (SEVERITY_RANK[y.severity] ?? 9)
-      || Date.parse(x.opened_at) - Date.parse(y.opened_at) || x.id - y.id);
+      || opened(x) - opened(y) || x.id - y.id);
   }
   function render() {
     if ($("wall").hidden) return;
     const t0 = performance.now();
     const now = Date.now();
     const rows = sorted();
+    const tbody = $("rows");
+    // Rows of alarms gone or changed, and the selection's old and new row, go.
+    for (const [id, r] of rowOf) {
+      if (state.alerts.get(id) !== r.alert || r.selected !== (state.selected === id) || r.epoch !== rowsEpoch) {
+        r.tr.remove();
+        rowOf.delete(id);
+      }
+    }
+    // Theirs are made again, all in one go.
+    const fresh = rows.filter((a) => !rowOf.has(a.id));
+    if (fresh.length) {
+      const scratch = document.createElement("tbody");
+      scratch.innerHTML = fresh.map((a) => rowHtml(a, now)).join("");
+      const made = [...scratch.children];
+      fresh.forEach((a, i) => {
+        const since = opened(a);
+        const r = { alert: a, selected: state.selected === a.id, epoch: rowsEpoch, tr: made[i], since };
+        r.age = made[i].querySelector("td.age");
+        r.ageText = r.age.textContent;
+        r.ageNext = since + 1000 * ageChangesAt((now - since) / 1000);
+        rowOf.set(a.id, r);
+      });
+    }
+    // The rows kept are in order among themselves: only the new ones are put in place.
+    let at = tbody.firstElementChild;
     let crit = 0, warn = 0;
-    const html = rows.map((a) => {
+    for (const a of rows) {
       if (a.severity === "critical") crit += 1; else warn += 1;
-      return rowHtml(a, now);
-    });
-    $("rows").innerHTML = html.join("");
+      const tr = rowOf.get(a.id).tr;
+      if (tr === at) at = at.nextElementSibling;
+      else tbody.insertBefore(tr, at);
+    }
+    while (at) { const next = at.nextElementSibling; at.remove(); at = next; }
     $("empty").hidden = rows.length > 0;
     $("counts").innerHTML = `<span class="crit">${esc(t("crit_count", { n: crit }))}</span>`
       + `<span class="warn">${esc(t("warn_count", { n: warn }))}</span>`
@@ -347,13 +402,29 @@
     window.qorgauWall.renders += 1;
     window.qorgauWall.lastRenderMs = performance.now() - t0;
   }
+  function ageChangesAt(seconds) {
+    // The age (seconds since opening) at which duration() next reads differently.
+    const s = Math.max(0, Math.floor(seconds));
+    if (s < 60) return s + 1;
+    if (s < 86400) return (Math.floor(s / 60) + 1) * 60;
+    return (Math.floor(s / 86400) + 1) * 86400;
+  }
+  function tickAges(now) {
+    for (const r of rowOf.values()) {
+      if (now < r.ageNext) continue;
+      const seconds = (now - r.since) / 1000;
+      const text = duration(seconds);
+      if (text !== r.ageText) { r.age.textContent = text; r.ageText = text; }
+      r.ageNext = r.since + 1000 * ageChangesAt(seconds);
+    }
+  }
   function rowHtml(a, now) {
     const ent = state.enterprises.get(a.enterprise_id);
     const sev = a.kind === "fire" ? "fire" : a.severity;
     const unit = a.unit ? ` ${esc(a.unit)}` : "";
     const source = a.source;
     const ack = a.acknowledged_by
-      ? `${esc(a.acknowledged_by)}<div class="sub">${esc(new Date(a.acknowledged_at).toLocaleTimeString(locale()))}</div>` : "";
+      ? `${esc(a.acknowledged_by)}<div class="sub">${esc(clock(a.acknowledged_at))}</div>` : "";
     const button = a.status === "open"
       ? `<button type="button" class="primary" data-ack="${a.id}">${esc(t("acknowledge"))}</button>` : "";
     const classes = [a.severity, a.status, state.selected === a.id ? "selected" : ""].join(" ");
@@ -379,11 +450,8 @@
     if (tr) showDetail(Number(tr.dataset.id));
   });
   setInterval(() => {
-    const now = Date.now();
-    for (const td of document.querySelectorAll("#rows td.age")) {
-      td.textContent = duration((now - Number(td.dataset.since)) / 1000);
-    }
-    $("clock").textContent = new Date().toLocaleTimeString(locale());
+    tickAges(Date.now());
+    $("clock").textContent = clock(Date.now());
     if (state.feedSince !== null) renderBanner();
   }, 1000);
 
@@ -437,7 +505,7 @@
           + `<button type="button" class="danger" id="detail-resolve">${esc(t("resolve"))}</button>` : "")
       + `<button type="button" id="detail-close">${esc(t("close"))}</button></div>`
       + `<h3>${esc(t("history"))}</h3><ol id="detail-history">${(d.history || []).map((h) =>
-        `<li>${esc(new Date(h.at).toLocaleTimeString(locale()))} · ${esc(h.action)} · ${esc(h.actor === "machine" ? t("machine") : h.actor)}`
+        `<li>${esc(clock(h.at))} · ${esc(h.action)} · ${esc(h.actor === "machine" ? t("machine") : h.actor)}`
         + `${h.reason ? " · " + esc(h.reason) : ""}${h.comment ? " — " + esc(h.comment) : ""}</li>`).join("")}</ol>`;
     box.hidden = false;
     $("detail-comment").value = draft;
