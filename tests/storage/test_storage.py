@@ -155,3 +155,23 @@ async def test_rollup_view_aggregates_per_minute(database_url: str) -> None:
     assert [r[4] for r in rows] == [60, 30]
     assert rows[0][1] == pytest.approx(10.0 + 29.5)  # mean of 10..69
     assert (rows[1][2], rows[1][3]) == (70.0, 99.0)
+
+
+def test_the_timescale_rollup_refresh_reaches_back_as_far_as_a_reading_may_be_late() -> None:
+    """On TimescaleDB a reading below the rollup's watermark reaches `readings_1m` only
+    when a refresh window covers it: the newest policy must reach past `max_age_s`."""
+    import re
+
+    from core.limits import load_limits
+    from storage.migrate import available_migrations
+
+    policies = [
+        m
+        for m in available_migrations()
+        if m.flavour == "timescale" and "add_continuous_aggregate_policy('readings_1m'" in m.sql
+    ]
+    newest = policies[-1]
+    days = re.search(r"start_offset => INTERVAL '(\d+) days'", newest.sql)
+    assert days, newest.sql
+    assert "remove_continuous_aggregate_policy('readings_1m'" in newest.sql or len(policies) == 1
+    assert int(days.group(1)) * 86400 > load_limits().health.max_age_s
