@@ -28,7 +28,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from pydantic import AfterValidator, AwareDatetime
 
-from api.security import InvalidToken, TokenSigner
+from api.security import InvalidToken, TokenClaims, TokenSigner
 from core.access import ALERT_ACTORS, Role, Scope
 from core.catalogue import Catalogue
 from core.settings import Settings
@@ -51,6 +51,7 @@ __all__ = [
     "Pool",
     "PoolDep",
     "ScopeDep",
+    "SessionDep",
     "SettingsDep",
     "SignerDep",
     "StreamUser",
@@ -244,13 +245,23 @@ async def get_current_user(
         claims = signer.decode(token, expect="access")
     except InvalidToken as exc:
         raise _unauthorized(str(exc)) from exc
-    user = await people.get_user(conn, user_id=claims.user_id)
+    user = await people.get_user(conn, user_id=claims.user_id, session=claims.session)
     if user is None or not user.active or user.token_version != claims.token_version:
         raise _unauthorized("this session has ended; sign in again")
     return user
 
 
 CurrentUser = Annotated[UserRow, Depends(get_current_user)]
+
+
+async def get_session(
+    signer: SignerDep, user: CurrentUser, token: Annotated[str, Depends(_oauth2)]
+) -> tuple[UserRow, TokenClaims]:
+    """The signed-in user and the claims of the token they came with."""
+    return user, signer.decode(token, expect="access")
+
+
+SessionDep = Annotated[tuple[UserRow, TokenClaims], Depends(get_session)]
 
 _oauth2_optional = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 

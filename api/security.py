@@ -5,12 +5,17 @@ hash made with older parameters is upgraded at the next successful sign-in.
 Tokens are JWTs signed with HS256 by ``QORGAU_JWT_SECRET``: a short-lived
 *access* token for every request and a longer *refresh* token that buys a new
 pair. Both carry the user's ``token_version``, so changing a password or
-disabling a user ends every session at once.
+disabling a user ends every session at once, and a session id (``sid``): a
+sign-in starts a session, a refresh continues it, and signing out ends that
+session alone (the other devices of the same person stay signed in).
 
 >>> s = TokenSigner("x" * 32, access_minutes=15, refresh_hours=12)
 >>> pair = s.issue(user_id=7, token_version=0)
 >>> s.decode(pair.access_token, expect="access").user_id
 7
+>>> again = s.issue(user_id=7, token_version=0, session=s.decode(pair.refresh_token, expect="refresh").session)
+>>> s.decode(again.access_token, expect="access").session == s.decode(pair.access_token, expect="access").session
+True
 >>> s.decode(pair.access_token, expect="refresh")
 Traceback (most recent call last):
 ...
@@ -93,6 +98,7 @@ class TokenClaims:
     token_version: int
     kind: TokenKind
     expires_at: float
+    session: str | None = None  # None: a token made before sessions had ids
 
 
 class TokenSigner:
@@ -101,9 +107,12 @@ class TokenSigner:
         self._access_s = int(access_minutes * 60)
         self._refresh_s = int(refresh_hours * 3600)
 
-    def _encode(self, user_id: int, token_version: int, kind: TokenKind, ttl: int) -> str:
+    def _encode(
+        self, user_id: int, token_version: int, kind: TokenKind, ttl: int, session: str
+    ) -> str:
         now = int(time.time())
         claims = {
+            "sid": session,
             "iss": _ISSUER,
             "sub": str(user_id),
             "ver": token_version,
@@ -114,10 +123,16 @@ class TokenSigner:
         }
         return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
 
-    def issue(self, *, user_id: int, token_version: int) -> TokenPair:
+    @property
+    def refresh_seconds(self) -> int:
+        return self._refresh_s
+
+    def issue(self, *, user_id: int, token_version: int, session: str | None = None) -> TokenPair:
+        """A pair for a new session, or for ``session`` (a refresh continues it)."""
+        sid = session or uuid.uuid4().hex
         return TokenPair(
-            access_token=self._encode(user_id, token_version, "access", self._access_s),
-            refresh_token=self._encode(user_id, token_version, "refresh", self._refresh_s),
+            access_token=self._encode(user_id, token_version, "access", self._access_s, sid),
+            refresh_token=self._encode(user_id, token_version, "refresh", self._refresh_s, sid),
             expires_in=self._access_s,
         )
 
@@ -144,6 +159,7 @@ class TokenSigner:
                 token_version=int(claims["ver"]),
                 kind=expect,
                 expires_at=float(claims["exp"]),
+                session=str(claims["sid"]) if claims.get("sid") else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidToken("invalid token claims") from exc

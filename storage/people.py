@@ -26,6 +26,7 @@ __all__ = [
     "clear_failed_sign_ins",
     "create_user",
     "delete_push_subscription_by_endpoint",
+    "end_session",
     "find_user",
     "get_user",
     "get_user_by_username",
@@ -230,10 +231,32 @@ def list_channels(conn: psycopg.Connection[Any], *, user_id: int) -> list[Channe
         return cur.fetchall()
 
 
-async def get_user(conn: psycopg.AsyncConnection[Any], *, user_id: int) -> UserRow | None:
+_LIVE_SESSION = "WHERE id = %s AND NOT EXISTS (SELECT 1 FROM ended_sessions WHERE sid = %s)"
+
+
+async def get_user(
+    conn: psycopg.AsyncConnection[Any], *, user_id: int, session: str | None = None
+) -> UserRow | None:
+    """The user, or None — also when ``session`` (a token's session id) has been ended."""
     async with conn.cursor(row_factory=class_row(UserRow)) as cur:
-        await cur.execute(_USER_COLUMNS + "WHERE id = %s", (user_id,))
+        await cur.execute(
+            _USER_COLUMNS + _LIVE_SESSION,
+            (user_id, session),
+        )
         return await cur.fetchone()
+
+
+async def end_session(
+    conn: psycopg.AsyncConnection[Any], *, user_id: int, session: str, expires_at: datetime
+) -> None:
+    """Refuse ``session``'s tokens from now on (until ``expires_at``, when they would have
+    expired anyway); sessions ended long ago are forgotten here."""
+    await conn.execute("DELETE FROM ended_sessions WHERE expires_at < now()")
+    await conn.execute(
+        "INSERT INTO ended_sessions (sid, user_id, expires_at) VALUES (%s, %s, %s)"
+        " ON CONFLICT (sid) DO NOTHING",
+        (session, user_id, expires_at),
+    )
 
 
 async def find_user(conn: psycopg.AsyncConnection[Any], *, username: str) -> UserRow | None:

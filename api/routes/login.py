@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Form, HTTPException, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.deps import UNREADABLE_BODY, ConnDep, SignerDep
+from api.deps import UNREADABLE_BODY, ConnDep, SessionDep, SignerDep
 from api.schemas import RefreshRequest, TokenPublic
 from api.security import MAX_PASSWORD_LENGTH, InvalidToken, verify_password
 from storage import people
@@ -138,7 +138,27 @@ async def refresh_token(conn: ConnDep, signer: SignerDep, body: RefreshRequest) 
         claims = signer.decode(body.refresh_token, expect="refresh")
     except InvalidToken as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from exc
-    user = await people.get_user(conn, user_id=claims.user_id)
+    user = await people.get_user(conn, user_id=claims.user_id, session=claims.session)
     if user is None or not user.active or user.token_version != claims.token_version:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "this session has ended; sign in again")
-    return TokenPublic.from_pair(signer.issue(user_id=user.id, token_version=user.token_version))
+    pair = signer.issue(user_id=user.id, token_version=user.token_version, session=claims.session)
+    return TokenPublic.from_pair(pair)
+
+
+@router.post(
+    "/sign-out",
+    summary="End this session",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={status.HTTP_401_UNAUTHORIZED: {"description": "Not signed in (any more)."}},
+)
+async def sign_out(conn: ConnDep, signer: SignerDep, session: SessionDep) -> Response:
+    """Ends the session the access token belongs to: its access and refresh tokens are
+    refused from now on. The person's other sessions (another phone, the wall) go on;
+    a browser that was told about alerts should also delete its push subscription."""
+    user, claims = session
+    if claims.session is not None:
+        expires = datetime.now(UTC) + timedelta(seconds=signer.refresh_seconds)
+        await people.end_session(conn, user_id=user.id, session=claims.session, expires_at=expires)
+        await conn.commit()
+    log.info("signed out", username=user.username)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -109,6 +109,36 @@ async def test_disabling_or_a_new_password_ends_every_session(
     assert (await _login(client, "t-auth-disabled", PASSWORD)).status_code == 401
 
 
+async def test_signing_out_ends_this_session_only(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    ensure_user(database_url, "t-auth-twophones", Role.LABOUR_INSPECTOR, ["KZ-35"])
+    phone = (await _login(client, "t-auth-twophones", PASSWORD)).json()
+    wall = (await _login(client, "t-auth-twophones", PASSWORD)).json()
+    # A refresh continues the phone's session: signing out ends the refreshed pair too.
+    refreshed = (
+        await client.post("/api/v1/login/refresh", json={"refresh_token": phone["refresh_token"]})
+    ).json()
+    out = await client.post("/api/v1/login/sign-out", headers=_auth(phone["access_token"]))
+    assert out.status_code == 204, out.text
+    for token in (phone["access_token"], refreshed["access_token"]):
+        r = await client.get("/api/v1/users/me", headers=_auth(token))
+        assert (
+            r.status_code == 401 and r.json()["detail"] == "this session has ended; sign in again"
+        )
+    for token in (phone["refresh_token"], refreshed["refresh_token"]):
+        r = await client.post("/api/v1/login/refresh", json={"refresh_token": token})
+        assert r.status_code == 401
+    # The wall's session, the same person's, goes on; signing out twice is refused, not a 500.
+    assert (await client.get("/api/v1/users/me", headers=_auth(wall["access_token"]))).is_success
+    again = await client.post("/api/v1/login/sign-out", headers=_auth(phone["access_token"]))
+    assert again.status_code == 401
+    assert (await client.post("/api/v1/login/sign-out")).status_code == 401
+    # A refresh token is not a key to sign out with.
+    r = await client.post("/api/v1/login/sign-out", headers=_auth(wall["refresh_token"]))
+    assert r.status_code == 401
+
+
 async def test_expired_and_forged_tokens_are_refused(
     client: httpx.AsyncClient, database_url: str, settings: Settings
 ) -> None:

@@ -134,6 +134,8 @@ PUBLIC = {
 }
 SELF = {
     ("GET", "/api/v1/users/me"),
+    # Ends the caller's own session (tests/api/test_auth.py: only that one).
+    ("POST", "/api/v1/login/sign-out"),
     # Each caller's own browsers (tests/api/test_push.py: nobody reaches another's).
     ("GET", "/api/v1/push/vapid-public-key"),
     ("GET", "/api/v1/push/subscriptions"),
