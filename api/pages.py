@@ -1,14 +1,21 @@
-"""Pages people look at: the control-room wall, served with everything it needs.
+"""Pages people look at: the control-room wall and the people's app, served with
+everything they need.
 
 The wall (``/wall``) is a small static app — HTML, one script, one style sheet,
 the region outlines — that talks to the same API as everyone else (sign-in,
 alerts, the live feed, ``/status``). Nothing comes from the internet at run
 time: a control room on a closed network sees the same page. Its alarm sounds
 are made here (`tone`), not shipped as recordings: two short WAV files.
+
+The people's app (``/app/``) is an installable web app for inspectors, safety
+officers and workers: its files under ``/app/`` (the service worker must live
+there to control the app), the service worker stamped with a digest of the
+app's files so that a new release is a new worker (`app_version`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import wave
@@ -21,9 +28,16 @@ from fastapi import APIRouter, FastAPI, HTTPException, status
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-__all__ = ["STATIC_URL", "mount_pages", "tone"]
+__all__ = ["APP_URL", "STATIC_URL", "app_version", "mount_pages", "tone"]
 
 STATIC_URL = "/static"
+APP_URL = "/app/"
+_APP_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+    ".webmanifest": "application/manifest+json",
+}
 _RATE = 16000  # samples per second: plenty for an alarm tone, small files
 
 
@@ -70,6 +84,28 @@ def _sound(name: str) -> bytes:
     return tone([*beeps, (0.0, 0.4)])
 
 
+def _app_dir() -> Path:
+    return _static_dir() / "app"
+
+
+@cache
+def app_version() -> str:
+    """A digest of the app's files: changes with every release that changes the app.
+
+    >>> len(app_version())
+    12
+    """
+    digest = hashlib.sha256()
+    for path in sorted(_app_dir().iterdir()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@cache
+def _app_files() -> frozenset[str]:
+    return frozenset(p.name for p in _app_dir().iterdir() if p.suffix in _APP_TYPES)
+
+
 def mount_pages(app: FastAPI) -> None:
     """The wall at ``/wall``, its files under `STATIC_URL`, and ``/`` leading to it."""
     router = APIRouter(include_in_schema=False)
@@ -85,6 +121,37 @@ def mount_pages(app: FastAPI) -> None:
             headers={"Cache-Control": "no-cache", "Content-Security-Policy": _CSP},
         )
 
+    @router.get("/app", include_in_schema=False)
+    async def app_root() -> RedirectResponse:
+        return RedirectResponse(APP_URL, status_code=status.HTTP_308_PERMANENT_REDIRECT)
+
+    @router.get(APP_URL)
+    async def app_page() -> FileResponse:
+        return FileResponse(
+            _app_dir() / "index.html",
+            headers={"Cache-Control": "no-cache", "Content-Security-Policy": _APP_CSP},
+        )
+
+    @router.get(APP_URL + "sw.js")
+    async def app_worker() -> Response:
+        # Never cached by the browser's HTTP cache: an update check must see a new release.
+        body = (_app_dir() / "sw.js").read_text().replace("__VERSION__", app_version())
+        return Response(
+            body,
+            media_type=_APP_TYPES[".js"],
+            headers={"Cache-Control": "no-cache", "Content-Security-Policy": _APP_CSP},
+        )
+
+    @router.get(APP_URL + "{name}")
+    async def app_file(name: str) -> FileResponse:
+        if name not in _app_files() or name == "sw.js":
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such file")
+        return FileResponse(
+            _app_dir() / name,
+            media_type=_APP_TYPES[Path(name).suffix],
+            headers={"Cache-Control": "no-cache"},
+        )
+
     @router.get(STATIC_URL + "/sounds/{name}.wav")
     async def sound(name: str) -> Response:
         if name not in ("critical", "fire"):
@@ -96,6 +163,13 @@ def mount_pages(app: FastAPI) -> None:
     app.include_router(router)
     app.mount(STATIC_URL, StaticFiles(directory=_static_dir()), name="static")
 
+
+# The app: its own files, its own origin; its service worker and manifest from there too.
+_APP_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:;"
+    " media-src 'self'; connect-src 'self'; worker-src 'self'; manifest-src 'self';"
+    " frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 
 # The wall loads only its own files and talks only to its own origin.
 _CSP = (

@@ -1,0 +1,240 @@
+"""The people's app in a real Chromium at phone and desktop sizes, against a real API and
+database: a safety officer signs in, sees their enterprise only, acknowledges and resolves
+an alarm; an inspector enables push (the page's subscribe code with an injected
+subscription: no push service is reachable from here) and the service worker shows a push
+delivered through the DevTools protocol; the shell loads offline; signing out ends the
+session and the subscription."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import psycopg
+
+from alerts.channels.base import app_payload
+from alerts.notification import Notification, Recipient
+from core.access import Role
+from tests.alerts.conftest import subscription_keys
+from tests.browser import PASSWORD, artifact, chromium, serve_api
+from tests.pages.test_wall import _apply, _open, _settings
+from tests.people import ensure_user
+
+PHONE = {"width": 360, "height": 740}
+DESKTOP = {"width": 1280, "height": 800}
+
+
+def _context(browser: Any, base: str, viewport: dict[str, int]) -> Any:
+    context = browser.new_context(viewport=viewport, base_url=base)
+    context.grant_permissions(["notifications"], origin=base)
+    return context
+
+
+def _sign_in(page: Any, username: str) -> None:
+    page.goto("/app/")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("#login-button")
+    page.wait_for_selector("#main:not([hidden])")
+
+
+def _alert_id(url: str, sensor: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT id FROM alerts WHERE sensor_id = %s ORDER BY id DESC LIMIT 1", (sensor,)
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_an_officer_sees_their_enterprise_and_acts_on_phone_and_desktop(
+    pages_database_url: str,
+) -> None:
+    url = pages_database_url
+    officer = ensure_user(url, "t-app-officer", Role.SAFETY_OFFICER, [], "E001")
+    _apply(
+        url,
+        _open("E001", "E001-S01", "co", 150.0, 100.0),
+        _open("E002", "E002-S01", "h2s", 30.0, 10.0),  # another enterprise's
+    )
+    mine, theirs = _alert_id(url, "E001-S01"), _alert_id(url, "E002-S01")
+    with serve_api(_settings(url)) as base, chromium() as browser:
+        for name, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
+            context = _context(browser, base, viewport)
+            page = context.new_page()
+            _sign_in(page, officer.username)
+            page.wait_for_selector(f"a[href='#/alerts/{mine}']")
+            assert page.locator(f"a[href='#/alerts/{theirs}']").count() == 0
+            assert "E002" not in page.inner_text("#view")
+            page.screenshot(path=str(artifact(f"app-alerts-{name}.png")))
+            # Nothing wider than the screen: no sideways scrolling on a phone.
+            width = page.evaluate("() => document.documentElement.scrollWidth")
+            assert width <= viewport["width"], f"{name}: {width}px wide"
+            context.close()
+
+        context = _context(browser, base, PHONE)
+        page = context.new_page()
+        _sign_in(page, officer.username)
+        page.click(f"a[href='#/alerts/{mine}']")
+        page.wait_for_selector("#ack")
+        assert "GOST 12.1.005-88 (test)" in page.inner_text("dl.facts")
+        assert "150 mg/m3" in page.inner_text("dl.facts")
+        page.click("#ack")
+        page.wait_for_function("() => !document.getElementById('ack')")
+        assert officer.username in page.inner_text("#alert-status")
+        page.fill("#comment", "fans on <script>window.pwned=1</script>")
+        page.select_option("#reason", "real_incident")
+        page.click("#resolve")
+        page.wait_for_selector("#resolve", state="detached")
+        history = page.inner_text("ol.history")
+        page.screenshot(path=str(artifact("app-alert-resolved-phone.png")), full_page=True)
+        # Someone else's alarm by its number: the API says 404, the page says so.
+        page.goto(f"/app/#/alerts/{theirs}")
+        page.wait_for_selector("#view .error")
+        assert page.evaluate("() => window.pwned") is None
+        context.close()
+    assert "<script>" in history  # shown as text
+    with psycopg.connect(url) as conn:
+        actions = [
+            r[0]
+            for r in conn.execute(
+                "SELECT action FROM alert_history WHERE alert_id = %s ORDER BY id", (mine,)
+            )
+        ]
+        status = conn.execute("SELECT status FROM alerts WHERE id = %s", (theirs,)).fetchone()
+    assert "acknowledge" in actions and "resolve" in actions
+    assert status == ("open",)  # untouched
+
+
+def _registration_id(cdp: Any, page: Any) -> str:
+    found: list[str] = []
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda e: found.extend(
+            r["registrationId"] for r in e["registrations"] if r["scopeURL"].endswith("/app/")
+        ),
+    )
+    cdp.send("ServiceWorker.enable")
+    deadline = time.monotonic() + 10
+    while not found:
+        assert time.monotonic() < deadline, "no service worker registration for /app/"
+        page.wait_for_timeout(50)
+    return found[0]
+
+
+def test_an_inspector_enables_push_and_the_worker_shows_an_alarm(pages_database_url: str) -> None:
+    url = pages_database_url
+    inspector = ensure_user(url, "t-app-inspector", Role.LABOUR_INSPECTOR, ["KZ-35"])
+    _private, p256dh, _auth, auth_b64 = subscription_keys()
+    endpoint = f"http://127.0.0.1:9/push/{inspector.username}"
+    with serve_api(_settings(url)) as base, chromium() as browser:
+        context = _context(browser, base, PHONE)
+        page = context.new_page()
+        _sign_in(page, inspector.username)
+        assert page.evaluate("() => navigator.serviceWorker.ready.then(r => !!r.active)")
+        # The page's own subscribe code, with what the browser would have handed it.
+        page.evaluate(
+            """([endpoint, p256dh, auth]) => {
+                window.qorgauApp.subscribe = async (options) => {
+                  window.qorgauApp.subscribedWith = options.applicationServerKey.length;
+                  return { endpoint, unsubscribe: async () => true,
+                           toJSON: () => ({ endpoint, keys: { p256dh, auth } }) };
+                };
+            }""",
+            [endpoint, p256dh, auth_b64],
+        )
+        page.goto("/app/#/settings")
+        page.click("#push-on")
+        page.wait_for_selector("#push-test")
+        assert page.evaluate("() => window.qorgauApp.subscribedWith") == 65  # a P-256 key
+        with psycopg.connect(url) as conn:
+            row = conn.execute(
+                "SELECT endpoint, p256dh FROM push_subscriptions WHERE user_id = %s",
+                (inspector.id,),
+            ).fetchone()
+        assert row == (endpoint, p256dh)
+        page.screenshot(path=str(artifact("app-push-on-phone.png")))
+
+        # What the notifier sends (app_payload), delivered to the service worker by the
+        # DevTools protocol as a push service would.
+        note = Notification(
+            change_id="t-app-push", purpose="alert", enterprise_id="E001",
+            enterprise_name="Nura Steel Works", alert_key="E001-S01|threshold|t",
+            action="open", alert_kind="threshold", severity="critical", hazard="co",
+            sensor_id="E001-S01", zone_id="E001-Z01", value=150.0, unit="mg/m3",
+            limit=100.0, ts=datetime.now(UTC), message="CO 150 mg/m3 >= 100",
+        )  # fmt: skip
+        payload = app_payload(note, Recipient(key=f"user:{inspector.id}", name="", language="ru"))
+        cdp = context.new_cdp_session(page)
+        registration = _registration_id(cdp, page)
+        cdp.send(
+            "ServiceWorker.deliverPushMessage",
+            {"origin": base, "registrationId": registration, "data": json.dumps(payload)},
+        )
+        shown: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 10
+        while not shown:
+            assert time.monotonic() < deadline, "the service worker showed no notification"
+            page.wait_for_timeout(50)
+            shown = page.evaluate(
+                """() => navigator.serviceWorker.ready.then(r => r.getNotifications()).then(ns =>
+                    ns.map(n => ({title: n.title, body: n.body, tag: n.tag, data: n.data,
+                                  sticky: n.requireInteraction})))"""
+            )
+        (first,) = [n for n in shown if n["tag"] == "E001-S01|threshold|t"]
+        assert first["title"] == payload["title"] and first["body"] == payload["body"]
+        assert first["sticky"] is True  # critical: stays until someone looks
+        assert first["data"]["hash"] == "#/alerts?status=all&sensor_id=E001-S01"
+
+        # Signing out: this phone is no longer told, and the session is over.
+        access = page.evaluate("() => window.qorgauApp.state.access")
+        page.goto("/app/#/settings")
+        page.click("#sign-out")
+        page.wait_for_selector("#login:not([hidden])")
+        context.close()
+        r = httpx.get(f"{base}/api/v1/users/me", headers={"Authorization": f"Bearer {access}"})
+        assert r.status_code == 401
+    with psycopg.connect(url) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM push_subscriptions WHERE user_id = %s", (inspector.id,)
+        ).fetchone()
+    assert left == (0,)
+
+
+def test_the_shell_opens_offline_and_the_manifest_makes_it_installable(
+    pages_database_url: str,
+) -> None:
+    with serve_api(_settings(pages_database_url)) as base, chromium() as browser:
+        manifest = httpx.get(f"{base}/app/manifest.webmanifest").json()
+        assert manifest["display"] == "standalone" and manifest["start_url"] == "/app/"
+        sizes = {i["sizes"] for i in manifest["icons"] if i["type"] == "image/png"}
+        assert {"192x192", "512x512"} <= sizes
+        for icon in manifest["icons"]:
+            r = httpx.get(base + icon["src"])
+            assert r.status_code == 200 and r.content.startswith(b"\x89PNG")
+        sw = httpx.get(f"{base}/app/sw.js")
+        assert "__VERSION__" not in sw.text and sw.headers["cache-control"] == "no-cache"
+        assert httpx.get(f"{base}/app/..%2Fpages.py").status_code == 404
+        assert httpx.get(f"{base}/app/index.html").status_code == 404  # the page is /app/
+
+        context = _context(browser, base, PHONE)
+        page = context.new_page()
+        page.goto("/app/")
+        page.wait_for_selector("#login:not([hidden])")
+        # Installed: the worker is active and the shell is in its cache.
+        assert page.evaluate("() => navigator.serviceWorker.ready.then(r => !!r.active)")
+        assert page.evaluate(
+            "() => caches.keys().then(k => k.some(n => n.startsWith('qorgau-app-')))"
+        )
+        page.reload()  # now controlled by the worker
+        page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+        context.set_offline(True)
+        page.reload()
+        page.wait_for_selector("#login:not([hidden])")
+        assert page.is_visible("#offline")
+        assert page.inner_text("#login h1") == "Qorgau"
+        page.screenshot(path=str(artifact("app-offline-phone.png")))
+        context.close()
