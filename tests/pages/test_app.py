@@ -18,6 +18,7 @@ import psycopg
 from alerts.channels.base import app_payload
 from alerts.notification import Notification, Recipient
 from core.access import Role
+from core.alarms import Severity
 from tests.alerts.conftest import subscription_keys
 from tests.browser import PASSWORD, artifact, chromium, serve_api
 from tests.pages.test_wall import _apply, _open, _settings
@@ -237,4 +238,63 @@ def test_the_shell_opens_offline_and_the_manifest_makes_it_installable(
         assert page.is_visible("#offline")
         assert page.inner_text("#login h1") == "Qorgau"
         page.screenshot(path=str(artifact("app-offline-phone.png")))
+        context.close()
+
+
+INTERACTIVE = {"button", "link", "textbox", "combobox", "checkbox", "radio", "menuitem", "tab"}
+
+
+def _unnamed_controls(page: Any) -> list[str]:
+    """Controls the accessibility tree gives no name (what a screen reader would not say)."""
+    cdp = page.context.new_cdp_session(page)
+    tree = cdp.send("Accessibility.getFullAXTree")["nodes"]
+    cdp.detach()
+    missing = []
+    for node in tree:
+        role = node.get("role", {}).get("value")
+        if node.get("ignored") or role not in INTERACTIVE:
+            continue
+        name = (node.get("name") or {}).get("value", "").strip()
+        if not name:
+            missing.append(f"{role} #{node.get('backendDOMNodeId')}")
+    return missing
+
+
+def test_every_control_has_an_accessible_name_in_every_language(pages_database_url: str) -> None:
+    url = pages_database_url
+    officer = ensure_user(url, "t-app-a11y", Role.SAFETY_OFFICER, [], "E001")
+    _apply(url, _open("E001", "E001-S02", "co", 40.0, 20.0, severity=Severity.WARNING))
+    alert = _alert_id(url, "E001-S02")
+    with serve_api(_settings(url)) as base, chromium() as browser:
+        context = _context(browser, base, PHONE)
+        page = context.new_page()
+        page.goto("/app/")
+        page.wait_for_selector("#login:not([hidden])")
+        assert _unnamed_controls(page) == [], "sign-in"
+        _sign_in(page, officer.username)
+        for lang in ("ru", "kk", "en"):
+            page.goto("/app/#/settings")
+            page.click(f"#view [data-lang={lang}]")
+            for view, ready in (
+                ("#/alerts", "#filters"),
+                (f"#/alerts/{alert}", "#ack"),
+                ("#/enterprises/E001", "#view h2"),
+                ("#/sensors/E001-S02", ".ranges"),
+                ("#/settings", "#sign-out"),
+            ):
+                page.goto(f"/app/{view}")
+                page.wait_for_selector(ready)
+                assert page.evaluate("() => document.documentElement.lang") == lang
+                assert _unnamed_controls(page) == [], f"{lang} {view}"
+                # Every text the page shows is a text of that language, not a missing key.
+                text = page.inner_text("body")
+                leftovers = [
+                    w for w in text.split() if w.startswith(("hz_", "kind_", "act_", "st_"))
+                ]
+                assert leftovers == [], f"{lang} {view}: {leftovers}"
+        # The check itself sees a control with no name.
+        page.evaluate(
+            "() => document.getElementById('view').append(document.createElement('button'))"
+        )
+        assert len(_unnamed_controls(page)) == 1
         context.close()
