@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/qorgau bench --readings 200000 --batch 50 --rate 25000
 	$(BIN)/qorgau bench --alerts --readings 0 --rate 5000 --batch 1
 	$(BIN)/qorgau bench --alerts --readings 0 --rate 20000 --batch 50
+	$(BIN)/qorgau bench --app
 	$(BIN)/qorgau bench --wall 2000
 
 clean:

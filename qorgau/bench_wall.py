@@ -67,7 +67,14 @@ from storage.reference import add_sensors, seed_reference
 if TYPE_CHECKING:
     from playwright.sync_api import Page, ViewportSize
 
-__all__ = ["PhaseResult", "Spread", "WallBenchResult", "measure_wall", "run_wall_bench"]
+__all__ = [
+    "PhaseResult",
+    "Spread",
+    "WallBenchResult",
+    "measure_wall",
+    "run_wall_bench",
+    "scratch_database",
+]
 
 VIEWPORT: ViewportSize = {"width": 1920, "height": 1080}
 # Playwright waits by polling every frame unless told otherwise: a page drawing every frame
@@ -736,7 +743,7 @@ def measure_wall(
 
 
 @contextmanager
-def _database(settings: Settings) -> Iterator[str]:
+def scratch_database(settings: Settings) -> Iterator[str]:
     """A fresh, migrated and seeded database, dropped afterwards: on the server of
     ``QORGAU_DATABASE_URL`` when set (never in its own database), else on an embedded
     PostgreSQL of the bench's own."""
@@ -764,7 +771,7 @@ def run_wall_bench(settings: Settings, args: argparse.Namespace) -> WallBenchRes
     settings = bench_settings(settings, "bench-wall", workers=None)
     load_catalogue()  # a broken catalogue fails here, not in the API's thread
     say = None if args.json else (lambda text: print(f"  {text}", flush=True))
-    with _database(settings) as dsn:
+    with scratch_database(settings) as dsn:
         result = measure_wall(
             settings.model_copy(update={"database_url": dsn}),
             alerts=args.wall,

@@ -582,6 +582,11 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
 
         run_escalation_bench(settings, args.escalation, as_json=args.json)
         return 0
+    if args.app:
+        from qorgau.bench_app import run_app_bench
+
+        run_app_bench(settings, args)
+        return 0
     if args.wall:
         from qorgau.bench_wall import run_wall_bench
 
@@ -871,6 +876,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--probe-every", type=float, default=1.0, help="seconds between probes (--alerts)"
+    )
+    bench.add_argument(
+        "--app",
+        action="store_true",
+        help="the people's app on a throttled phone in headless Chromium: time to interactive,"
+        " page weight, sign-in to alarms",
     )
     bench.add_argument(
         "--wall",
