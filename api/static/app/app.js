@@ -176,7 +176,9 @@
     $("who").textContent = `${me.full_name || me.username} · ${t(`role_${me.role}`)}`;
     const links = me.role === "worker"
       ? [["#/", "nav_workplace"], ["#/settings", "nav_settings"]]
-      : [["#/alerts", "nav_alerts"], ["#/enterprises", "nav_enterprises"], ["#/settings", "nav_settings"]];
+      : [["#/alerts", "nav_alerts"], ["#/enterprises", "nav_enterprises"],
+        ...(["safety_officer", "admin"].includes(me.role) ? [["#/workers", "nav_workers"]] : []),
+        ["#/settings", "nav_settings"]];
     $("nav").innerHTML = links.map(([href, key]) => `<a href="${href}">${esc(t(key))}</a>`).join("");
   }
   function parseHash() {
@@ -197,7 +199,10 @@
       else if (parts[0] === "enterprises") showEnterprises();
       else if (parts[0] === "sensors" && parts[1]) await showSensor(parts[1], params);
       else if (parts[0] === "settings") await showSettings();
-      else view.innerHTML = `<p>${esc(t("worker_soon"))}</p>`;
+      else if (parts[0] === "workers") await showWorkers(params);
+      else if (parts[0] === "evacuate") { showEvacuation(Object.fromEntries(params)); await showWorkplace(); }
+      else if (parts[0] === "report") showReportForm();
+      else await showWorkplace();
     } catch (exc) {
       if (exc.status !== 401) view.innerHTML = `<p class="error" role="alert">${esc(exc.message)}</p>`;
     }
@@ -402,6 +407,292 @@
     };
   }
 
+  // --- accounts: the officer imports workers, a worker activates ------------------------------
+  function downloadCodes(codes) {
+    const rows = [["username", "full_name", "personnel_number", "code", "link", "expires_at"],
+      ...codes.map((c) => [c.username, c.full_name, c.personnel_number ?? "", c.code, c.link, c.expires_at])];
+    const csv = rows.map((r) => r.map((v) => `"${String(v).replaceAll('"', '""')}"`).join(",")).join("\r\n");
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(new Blob(["\ufeff" + csv], { type: "text/csv" }));
+    a.download = "activation-codes.csv";
+    a.click();
+  }
+  async function showWorkers(params) {
+    const enterprise = state.me.enterprise_id || params.get("enterprise_id") || [...state.enterprises.keys()][0];
+    const list = await api(`/enterprises/${encodeURIComponent(enterprise)}/workers?limit=500`);
+    const items = list.items || list;
+    const view = $("view");
+    view.innerHTML = `<h1>${esc(t("nav_workers"))} <small>${esc(state.enterprises.get(enterprise)?.name ?? enterprise)}</small></h1>`
+      + `<section class="card"><h2>${esc(t("import_title"))}</h2><p class="sub">${esc(t("import_help"))}</p>`
+      + `<label>${esc(t("import_file"))}<input id="roster" type="file" accept=".csv,text/csv"></label>`
+      + `<div class="row"><button type="button" id="roster-check">${esc(t("import_check"))}</button>`
+      + `<button type="button" class="primary" id="roster-import">${esc(t("import_do"))}</button></div>`
+      + `<div id="roster-result" role="status"></div></section>`
+      + `<h2>${esc(t("workers_n", { n: items.length }))}</h2><ul class="plain">`
+      + items.map((w) => `<li><b>${esc(w.full_name)}</b> · ${esc(w.personnel_number ?? "")}`
+        + `<span class="sub">${esc(w.username)} · ${esc(w.zone_id ?? "")} · ${esc(w.activated ? t("activated") : t("not_activated"))}</span>`
+        + (w.activated ? "" : `<button type="button" data-new-code="${esc(w.username)}">${esc(t("new_code"))}</button>`)
+        + `</li>`).join("") + `</ul>`;
+    const send = async (dryRun) => {
+      const file = $("roster").files[0];
+      const out = $("roster-result");
+      if (!file) { out.innerHTML = `<p class="error">${esc(t("import_no_file"))}</p>`; return; }
+      const r = await fetch(`${API}/enterprises/${encodeURIComponent(enterprise)}/workers/import?dry_run=${dryRun}`, {
+        method: "POST", headers: { Authorization: `Bearer ${state.access}`, "Content-Type": "text/csv" }, body: file,
+      });
+      const body = await r.json().catch(() => ({}));
+      if (!r.ok) { out.innerHTML = `<p class="error" role="alert">${esc(typeof body.detail === "string" ? body.detail : r.statusText)}</p>`; return; }
+      out.innerHTML = `<p>${esc(t("import_summary", { read: body.rows_read, created: body.created, updated: body.updated, unchanged: body.unchanged, refused: body.refused }))}</p>`
+        + (body.errors.length ? `<h3>${esc(t("import_errors"))}</h3><table class="errors"><thead><tr><th>${esc(t("line"))}</th><th>${esc(t("column"))}</th><th>${esc(t("problem"))}</th></tr></thead><tbody>`
+          + body.errors.map((e) => `<tr><td>${e.line}</td><td>${esc(e.column ?? "")}</td><td>${esc(e.message)}${e.value ? ` <code>${esc(e.value)}</code>` : ""}</td></tr>`).join("") + `</tbody></table>` : "")
+        + (body.codes.length ? `<h3>${esc(t("codes_title", { n: body.codes.length }))}</h3><p class="sub">${esc(t("codes_once"))}</p>`
+          + `<button type="button" id="codes-download">${esc(t("codes_download"))}</button>`
+          + `<table class="codes"><tbody>${body.codes.slice(0, 50).map((c) => `<tr><td>${esc(c.full_name)}</td><td><code>${esc(c.code)}</code></td></tr>`).join("")}</tbody></table>` : "");
+      $("codes-download")?.addEventListener("click", () => downloadCodes(body.codes));
+      window.qorgauApp.lastImport = body;
+    };
+    $("roster-check").addEventListener("click", () => send(true));
+    $("roster-import").addEventListener("click", () => send(false));
+    for (const b of view.querySelectorAll("[data-new-code]")) {
+      b.addEventListener("click", async () => {
+        const c = await api(`/enterprises/${encodeURIComponent(enterprise)}/workers/${encodeURIComponent(b.dataset.newCode)}/activation`, { method: "POST" });
+        b.replaceWith(Object.assign(document.createElement("code"), { textContent: c.code }));
+      });
+    }
+  }
+  function showActivation(code) {
+    $("main").hidden = true;
+    $("login").hidden = true;
+    let box = $("activate");
+    if (!box) {
+      box = document.createElement("section");
+      box.id = "activate";
+      box.className = "screen";
+      document.body.append(box);
+    }
+    box.hidden = false;
+    box.innerHTML = `<form id="activate-form" class="card"><h1>Qorgau</h1><p>${esc(t("activate_help"))}</p>`
+      + `<label>${esc(t("activation_code"))}<input id="activate-code" autocomplete="one-time-code" autocapitalize="characters" required value="${esc(code)}"></label>`
+      + `<label>${esc(t("new_password"))}<input id="activate-password" type="password" autocomplete="new-password" minlength="10" required></label>`
+      + `<label>${esc(t("new_password_again"))}<input id="activate-again" type="password" autocomplete="new-password" minlength="10" required></label>`
+      + `<p id="activate-error" class="error" role="alert" hidden></p>`
+      + `<button type="submit" class="primary big">${esc(t("activate"))}</button><div class="langs" role="group"></div></form>`;
+    applyTexts();
+    $("activate-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const error = $("activate-error");
+      const password = $("activate-password").value;
+      if (password !== $("activate-again").value) { error.textContent = t("passwords_differ"); error.hidden = false; return; }
+      const r = await fetch(`${API}/login/activate`, {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ code: $("activate-code").value.trim(), password }),
+      }).catch(() => null);
+      if (!r || !r.ok) {
+        const body = r ? await r.json().catch(() => ({})) : {};
+        error.textContent = r ? (typeof body.detail === "string" ? body.detail : t("activate_failed")) : t("offline");
+        error.hidden = false;
+        return;
+      }
+      saveTokens(await r.json());
+      box.hidden = true;
+      history.replaceState(null, "", "/app/#/");
+      await start();
+    });
+  }
+
+  // --- the worker: my workplace, SOS, reports, evacuation ------------------------------------
+  // What a worker sends is first written to the outbox (localStorage; a photo to IndexedDB),
+  // then sent; it leaves the outbox only when the API said the broker has it. Sent again
+  // with the same report_id until then (the server keeps one), on a timer while the app is
+  // open and at once when the network comes back: an SOS is never silently lost.
+  const OUTBOX_KEY = "qorgau.app.outbox";
+  const RETRY_MS = 5000;
+  function outbox() {
+    try { return JSON.parse(localStorage.getItem(OUTBOX_KEY) || "[]"); } catch { return []; }
+  }
+  function saveOutbox(items) { localStorage.setItem(OUTBOX_KEY, JSON.stringify(items)); renderOutbox(); }
+  function photoStore(mode) {
+    return new Promise((resolve, reject) => {
+      const open = indexedDB.open("qorgau-app", 1);
+      open.onupgradeneeded = () => open.result.createObjectStore("photos");
+      open.onerror = () => reject(open.error);
+      open.onsuccess = () => resolve(open.result.transaction("photos", mode).objectStore("photos"));
+    });
+  }
+  async function keepPhoto(id, blob) {
+    const store = await photoStore("readwrite");
+    await new Promise((ok, fail) => { const r = store.put(blob, id); r.onsuccess = ok; r.onerror = () => fail(r.error); });
+  }
+  async function takePhoto(id) {
+    const store = await photoStore("readonly");
+    return new Promise((ok) => { const r = store.get(id); r.onsuccess = () => ok(r.result || null); r.onerror = () => ok(null); });
+  }
+  async function dropPhoto(id) {
+    const store = await photoStore("readwrite");
+    store.delete(id);
+  }
+  async function where() {
+    // The location if the worker allowed it and it comes quickly; an SOS never waits long for it.
+    if (!navigator.geolocation) return {};
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve({}), 3000);
+      navigator.geolocation.getCurrentPosition(
+        (p) => { clearTimeout(timer); resolve({ lat: p.coords.latitude, lon: p.coords.longitude, accuracy_m: p.coords.accuracy }); },
+        () => { clearTimeout(timer); resolve({}); },
+        { enableHighAccuracy: true, timeout: 3000, maximumAge: 60000 },
+      );
+    });
+  }
+  async function queueReport(kind, text = "", photo = null) {
+    const report = { report_id: crypto.randomUUID(), kind, ts: new Date().toISOString(), text, ...(await where()) };
+    const item = { report, photo: !!photo, sent: false, tries: 0, last_error: null };
+    if (photo) await keepPhoto(report.report_id, photo);
+    saveOutbox([...outbox(), item]);
+    await flushOutbox();
+    return report.report_id;
+  }
+  let flushing = false;
+  async function flushOutbox() {
+    if (flushing || !state.me) return;
+    flushing = true;
+    try {
+      for (const item of outbox()) {
+        try {
+          if (!item.sent) {
+            await api("/reports", { method: "POST", json: item.report });
+            item.sent = true;
+          }
+          if (item.photo) {
+            const blob = await takePhoto(item.report.report_id);
+            if (blob) await uploadPhoto(item.report.report_id, blob);
+            await dropPhoto(item.report.report_id);
+            item.photo = false;
+          }
+        } catch (exc) {
+          item.tries += 1;
+          item.last_error = exc.message;
+        }
+        const rest = outbox().map((x) => (x.report.report_id === item.report.report_id ? item : x));
+        saveOutbox(rest.filter((x) => x.sent === false || x.photo));
+      }
+    } finally {
+      flushing = false;
+    }
+  }
+  async function uploadPhoto(id, blob) {
+    const send = () => fetch(`${API}/reports/${id}/photo`, {
+      method: "POST", headers: { Authorization: `Bearer ${state.access}`, "Content-Type": blob.type || "application/octet-stream" }, body: blob,
+    });
+    let r = await send();
+    if (r.status === 401 && (await refreshTokens())) r = await send();
+    if (!r.ok) throw new ApiError(r.status, r.statusText);
+  }
+  setInterval(() => { if (outbox().length) flushOutbox(); }, RETRY_MS);
+  window.addEventListener("online", () => flushOutbox());
+  window.qorgauApp.flushOutbox = flushOutbox;
+  function renderOutbox() {
+    const box = $("outbox");
+    if (!box) return;
+    const items = outbox();
+    const phone = state.workplace?.enterprise?.emergency_phone;
+    box.hidden = items.length === 0;
+    box.innerHTML = items.length === 0 ? "" : `<h2>${esc(t("not_sent_yet"))}</h2><ul class="plain">`
+      + items.map((x) => `<li>${esc(t(`report_${x.report.kind}`))} · ${esc(when(x.report.ts))}`
+        + `<span class="sub">${esc(x.sent ? t("photo_pending") : t("retrying", { n: x.tries }))}</span></li>`).join("")
+      + `</ul>` + (phone ? `<a class="call big" href="tel:${esc(phone)}">${esc(t("call_emergency", { phone }))}</a>` : "");
+  }
+  const STATE_WORD = { green: "ok", amber: "warn", red: "danger", unknown: "unknown" };
+  async function showWorkplace() {
+    const view = $("view");
+    let w = state.workplace;
+    try { w = await api("/me/workplace"); state.workplace = w; } catch (exc) { if (!w) throw exc; }
+    const say = (m) => (m && (m[state.lang] || m.ru)) || "";
+    const phone = w.enterprise.emergency_phone;
+    view.innerHTML = `<section class="state ${esc(w.state)}" role="status">`
+      + `<p class="big">${esc(t(`state_${w.state}`))}</p><p>${esc(t(`state_${w.state}_more`))}</p>`
+      + `<p class="sub">${esc(w.enterprise.name)} · ${esc(t("checked_at", { when: when(w.checked_at) }))}</p></section>`
+      + `<button type="button" id="sos" class="sos">${esc(t("sos"))}</button>`
+      + `<div class="row"><button type="button" id="man-down" class="danger big">${esc(t("man_down"))}</button>`
+      + `<a class="button big" href="#/report">${esc(t("report_hazard"))}</a></div>`
+      + `<div id="outbox" class="card warn" role="alert" hidden></div>`
+      + (phone ? `<p><a class="call" href="tel:${esc(phone)}">${esc(t("call_emergency", { phone }))}</a></p>` : "")
+      + w.zones.map((z) => `<h2><span class="dot ${esc(z.state)}" aria-hidden="true"></span>${esc(z.name)}</h2>`
+        + `<p class="sub">${esc(say(z.messages))}</p><ul class="plain sensors">`
+        + z.sensors.map((s) => `<li class="${esc(STATE_WORD[s.state])}"><span class="dot ${esc(s.state)}" aria-hidden="true"></span>`
+          + `<b>${esc(t(`hz_${s.hazard}`))}</b> ${esc(withUnit(s.value, s.unit))}`
+          + `<span class="sub">${esc(t(`state_${s.state}`))} · ${esc(say(s.messages))} · ${esc(when(s.ts))}</span></li>`).join("")
+        + `</ul>`).join("");
+    renderOutbox();
+    $("sos").addEventListener("click", () => confirmSend("sos"));
+    $("man-down").addEventListener("click", () => confirmSend("man_down"));
+  }
+  function confirmSend(kind) {
+    const dialog = document.createElement("div");
+    dialog.className = "overlay";
+    dialog.setAttribute("role", "alertdialog");
+    dialog.setAttribute("aria-modal", "true");
+    dialog.setAttribute("aria-label", t(`confirm_${kind}`));
+    dialog.innerHTML = `<div class="card"><h2>${esc(t(`confirm_${kind}`))}</h2>`
+      + `<button type="button" class="sos" id="confirm-send">${esc(t("send_now"))}</button>`
+      + `<button type="button" class="big" id="confirm-cancel">${esc(t("cancel"))}</button></div>`;
+    document.body.append(dialog);
+    $("confirm-send").focus();
+    $("confirm-cancel").addEventListener("click", () => dialog.remove());
+    $("confirm-send").addEventListener("click", async () => {
+      dialog.remove();
+      await queueReport(kind);
+      const left = outbox().some((x) => !x.sent);
+      toast(left ? t("queued", { kind: t(`report_${kind}`) }) : t("sent", { kind: t(`report_${kind}`) }));
+    });
+  }
+  function toast(text) {
+    const box = $("notice");
+    box.textContent = text;
+    box.hidden = false;
+    clearTimeout(box.timer);
+    box.timer = setTimeout(() => { box.hidden = true; }, 6000);
+  }
+  function showReportForm() {
+    $("view").innerHTML = `<p><a href="#/">← ${esc(t("nav_workplace"))}</a></p><h1>${esc(t("report_hazard"))}</h1>`
+      + `<form id="report-form">`
+      + `<label>${esc(t("report_kind"))}<select id="report-kind">${["hazard_observation", "near_miss", "incident"].map((k) => `<option value="${k}">${esc(t(`report_${k}`))}</option>`).join("")}</select></label>`
+      + `<label>${esc(t("report_text"))}<textarea id="report-text" maxlength="2000" required></textarea></label>`
+      + `<label>${esc(t("report_photo"))}<input id="report-photo" type="file" accept="image/jpeg,image/png,image/webp" capture="environment"></label>`
+      + `<button type="submit" class="primary big">${esc(t("send_now"))}</button></form>`;
+    $("report-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const photo = $("report-photo").files[0] || null;
+      await queueReport($("report-kind").value, $("report-text").value.trim(), photo);
+      location.hash = "#/";
+      const left = outbox().some((x) => !x.sent);
+      toast(left ? t("queued", { kind: t("report_hazard") }) : t("sent", { kind: t("report_hazard") }));
+    });
+  }
+  function showEvacuation(data) {
+    // Full screen, with sound, until the worker says they are out.
+    let box = $("evacuate");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "evacuate";
+      box.className = "overlay evacuate";
+      box.setAttribute("role", "alertdialog");
+      box.setAttribute("aria-modal", "true");
+      document.body.append(box);
+    }
+    const zone = data.zone_id ? t("evacuate_zone", { zone: data.zone_id }) : t("evacuate_any");
+    box.setAttribute("aria-label", t("evacuate"));
+    box.innerHTML = `<div><p class="huge">${esc(t("evacuate"))}</p><p class="big">${esc(zone)}</p>`
+      + `<p>${esc(data.body || t("evacuate_more"))}</p>`
+      + `<button type="button" id="evacuate-ok" class="big">${esc(t("evacuate_done"))}</button></div>`
+      + `<audio id="evacuate-sound" src="/static/sounds/critical.wav" loop></audio>`;
+    const sound = $("evacuate-sound");
+    sound.play().then(() => { window.qorgauApp.evacuationSound = "playing"; }).catch(() => { window.qorgauApp.evacuationSound = "blocked"; });
+    if (navigator.vibrate) navigator.vibrate([500, 200, 500, 200, 500]);
+    $("evacuate-ok").addEventListener("click", () => { sound.pause(); box.remove(); if (location.hash.startsWith("#/evacuate")) location.hash = "#/"; });
+    $("evacuate-ok").focus();
+  }
+  window.qorgauApp.showEvacuation = showEvacuation;
+
   // --- push ------------------------------------------------------------------------------------
   function keyBytes(base64url) {
     const raw = atob(base64url.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((base64url.length + 3) % 4));
@@ -489,6 +780,7 @@
       });
       navigator.serviceWorker.addEventListener("message", (e) => {
         if (e.data?.type === "open" && typeof e.data.hash === "string") location.hash = e.data.hash;
+        if (e.data?.type === "push" && e.data.data?.purpose === "evacuate") showEvacuation(e.data.data);
       });
     } catch { /* no service worker (e.g. plain http on another host): the app still works online */ }
   }
@@ -506,6 +798,10 @@
     state.lang = state.lang || "ru";
     onlineState();
     registerWorker();
+    if (location.hash.startsWith("#activate=")) {
+      showActivation(decodeURIComponent(location.hash.slice("#activate=".length)));
+      return;
+    }
     if (state.refresh && (await refreshTokens().catch(() => false))) {
       try { await start(); return; } catch { /* fall through to the sign-in */ }
     }

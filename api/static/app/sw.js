@@ -46,6 +46,9 @@ self.addEventListener("fetch", (event) => {
 function targetOf(data) {
   // The alert's number is not known when the notification is made (see the API's `link`):
   // open the sensor's alerts, newest first; the app shows that list.
+  if (data.purpose === "evacuate") {
+    return `#/evacuate?${new URLSearchParams({ zone_id: data.zone_id || "", body: data.body || "" })}`;
+  }
   if (data.alert_id) return `#/alerts/${data.alert_id}`;
   if (data.sensor_id) return `#/alerts?status=all&sensor_id=${encodeURIComponent(data.sensor_id)}`;
   return data.hash || "#/alerts";
