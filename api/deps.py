@@ -42,6 +42,7 @@ __all__ = [
     "TOKEN_URL",
     "UNAUTHORIZED",
     "UNREADABLE_BODY",
+    "AccountKeeper",
     "AdminUser",
     "AlertActor",
     "CatalogueDep",
@@ -307,3 +308,16 @@ def require_admin(user: CurrentUser) -> UserRow:
 
 AlertActor = Annotated[UserRow, Depends(require_alert_actor)]
 AdminUser = Annotated[UserRow, Depends(require_admin)]
+
+
+def require_account_keeper(user: CurrentUser) -> UserRow:
+    """Workers' accounts (rosters, activation codes) are kept by their enterprise's safety
+    officers and by admins; which enterprise, the route checks against the scope."""
+    if user.role not in (Role.ADMIN, Role.SAFETY_OFFICER):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"a {user.role} cannot manage workers' accounts"
+        )
+    return user
+
+
+AccountKeeper = Annotated[UserRow, Depends(require_account_keeper)]

@@ -33,6 +33,7 @@ from api.routes import (
     regions,
     sensors,
     users,
+    workers,
 )
 from api.routes import (
     status as status_route,
@@ -137,6 +138,7 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
     v1.include_router(users.router)
     v1.include_router(regions.router)
     v1.include_router(enterprises.router)
+    v1.include_router(workers.router)
     v1.include_router(sensors.router)
     v1.include_router(alerts.router)
     v1.include_router(push.router)

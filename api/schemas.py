@@ -24,9 +24,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from alerts.channels.webpush import b64url
 from alerts.lifecycle import MAX_COMMENT, Resolution
-from api.security import TokenPair
+from api.security import MAX_PASSWORD_LENGTH, TokenPair
 from core.catalogue import Catalogue
 from core.redaction import redact_address, scrub
+from core.roster import RowError
+from storage.accounts import IssuedCode, WorkerRow
 from storage.alerting import AlertRow, HistoryRow
 from storage.deliveries import DeliveryAttemptRow, DeliveryLogRow, DeliveryRow
 from storage.people import PushSubscriptionRow, UserRow
@@ -35,6 +37,7 @@ from storage.queries import ReadingBucket, ReadingPoint, SensorRow
 __all__ = [
     "LOCAL_HOSTS",
     "MAX_PUSH_ENDPOINT",
+    "ActivationRequest",
     "AlertDetailPublic",
     "AlertPagePublic",
     "AlertPublic",
@@ -47,6 +50,7 @@ __all__ = [
     "Finite",
     "HealthPublic",
     "HistoryPublic",
+    "IssuedCodePublic",
     "PushKeysRequest",
     "PushSubscriptionPublic",
     "PushSubscriptionRequest",
@@ -56,10 +60,14 @@ __all__ = [
     "RefreshRequest",
     "RegionPublic",
     "ResolveRequest",
+    "RosterImportPublic",
+    "RowErrorPublic",
     "SensorPublic",
     "TokenPublic",
     "UserPublic",
     "VapidPublicKeyPublic",
+    "WorkerPublic",
+    "activation_link",
     "json_safe",
 ]
 
@@ -646,4 +654,106 @@ class StatusPublic(_Public):
     components: list[ComponentPublic]
     problems: list[ProblemPublic] = Field(
         description="Why the data may be stale; empty when everything is live."
+    )
+
+
+class RowErrorPublic(_Public):
+    """One line of a roster that was not taken, and why."""
+
+    line: int = Field(
+        description="Line number in the file as an editor shows it (the header is line 1, usually)."
+    )
+    column: str | None = Field(
+        description="name, personnel_number, zone or phone; null when the whole line is bad."
+    )
+    value: str | None = Field(description="What the file holds there (at most 200 characters).")
+    message: str = Field(description="Why it was not taken, and what to do.")
+
+    @classmethod
+    def from_error(cls, error: RowError) -> RowErrorPublic:
+        return cls(line=error.line, column=error.column, value=error.value, message=error.message)
+
+
+class IssuedCodePublic(_Public):
+    """A one-time activation code, shown this once: only its hash is kept."""
+
+    username: str = Field(description="The worker's user name (derived from the roster).")
+    full_name: str
+    personnel_number: str | None
+    code: str = Field(description="12 symbols of Crockford base32 in groups of 4 (60 bits).")
+    link: str = Field(description="Opens the workers' app at its activation page with the code.")
+    expires_at: datetime = Field(description="After this instant the code is void.")
+    line: int | None = Field(
+        description="The roster's line that created the worker; null for a re-issue."
+    )
+
+    @classmethod
+    def from_issued(cls, issued: IssuedCode, public_url: str) -> IssuedCodePublic:
+        return cls(
+            username=issued.username,
+            full_name=issued.full_name,
+            personnel_number=issued.personnel_number,
+            code=issued.code,
+            link=activation_link(public_url, issued.code),
+            expires_at=issued.expires_at,
+            line=issued.line,
+        )
+
+
+def activation_link(public_url: str, code: str) -> str:
+    """Where a worker opens their code: the app's activation page (the code in the fragment,
+    which browsers never send to a server)."""
+    return f"{public_url.rstrip('/')}/app/#activate={code}"
+
+
+class RosterImportPublic(_Public):
+    dry_run: bool = Field(description="True: checked only, nothing written, no code made.")
+    rows_read: int = Field(description="Non-blank lines under the header (count).")
+    created: int = Field(description="Workers created (count); in a dry run, to be created.")
+    updated: int = Field(description="Workers whose name, zone or phone changed (count).")
+    unchanged: int = Field(description="Workers already as the file says (count).")
+    refused: int = Field(description="Lines not taken (count); each is in errors.")
+    errors: list[RowErrorPublic] = Field(description="By line; a line may have several.")
+    codes: list[IssuedCodePublic] = Field(
+        description="One per worker created, shown this once: hand them out (paper slips)."
+    )
+
+
+class WorkerPublic(_Public):
+    username: str
+    full_name: str
+    personnel_number: str | None
+    zone_id: str | None = Field(description="The worker's workplace zone.")
+    phone: str | None = Field(description="E.164, e.g. +77012345678.")
+    active: bool = Field(description="False: disabled, may not sign in.")
+    activated: bool = Field(description="Whether the worker has set their password.")
+    code_expires_at: datetime | None = Field(
+        description="When the worker's unused activation code expires; null when none is out."
+    )
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: WorkerRow) -> WorkerPublic:
+        return cls(
+            username=row.username,
+            full_name=row.full_name,
+            personnel_number=row.personnel_number,
+            zone_id=row.zone_id,
+            phone=row.phone,
+            active=row.active,
+            activated=row.activated,
+            code_expires_at=row.code_expires_at,
+            created_at=row.created_at,
+        )
+
+
+class ActivationRequest(BaseModel):
+    code: str = Field(
+        max_length=64,
+        description="The activation code as printed (case, hyphens and spaces do not matter).",
+        examples=["7K2M-9QXD-H4TA"],
+    )
+    password: str = Field(
+        max_length=MAX_PASSWORD_LENGTH,
+        description="The worker's new password (10 characters or more).",
     )

@@ -602,7 +602,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
-    return users_cli.cmd_users(_require_db(settings), args)
+    return users_cli.cmd_users(_require_db(settings), args, settings=settings)
 
 
 def cmd_certs(_settings: Settings, args: argparse.Namespace) -> int:

@@ -9,20 +9,29 @@ password is read from a prompt (twice), from standard input with
 from __future__ import annotations
 
 import argparse
+import asyncio
+import csv
 import getpass
+import io
+import os
 import secrets
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from api.schemas import activation_link
 from api.security import MIN_PASSWORD_LENGTH, hash_password
 from core.access import Role, Scope
+from core.activation import CODE_VALID_FOR, code_key
 from core.errors import ConfigError, QorgauError
 from core.reference import ReferenceData
+from core.roster import MAX_BYTES, Roster, RosterRefused, parse_roster
+from core.settings import Settings
 from core.types import Region
-from storage import people
+from storage import accounts, people
 
 __all__ = ["DemoUser", "add_parser", "bootstrap_admin", "cmd_users", "demo_cast", "demo_users"]
 
@@ -86,6 +95,25 @@ def add_parser(sub: Any) -> None:
     ch.add_argument("address", nargs="?", help="e-mail address, webhook URL or apprise URL")
     ch.add_argument("--secret", help="webhook HMAC key (default: QORGAU_WEBHOOK_SECRET)")
 
+    imp = us.add_parser(
+        "import-workers",
+        help="create and update an enterprise's workers from a CSV roster, with activation codes",
+        description="Columns name, personnel_number, zone, phone (or ФИО, Табельный номер,"
+        " Участок, Телефон); UTF-8, commas or semicolons. Every bad line is reported with its"
+        " number and left out; the good ones are written in one transaction. Exit status 0"
+        " when every line was taken, 3 when some were refused (the rest imported), 1 when"
+        " nothing was written.",
+    )
+    imp.add_argument("file", type=Path, help="the roster, a .csv file")
+    imp.add_argument("--enterprise", required=True, help="the workers' enterprise id")
+    imp.add_argument("--dry-run", action="store_true", help="check and count; write nothing")
+    imp.add_argument(
+        "--codes-out",
+        type=Path,
+        help="write the new workers' activation codes to this CSV file (created, mode 0600);"
+        " without it they are printed",
+    )
+
 
 def _read_password(args: argparse.Namespace) -> tuple[str, bool]:
     """``(password, generated)``."""
@@ -140,9 +168,115 @@ def _get(conn: psycopg.Connection[Any], username: str) -> people.UserRow:
     return user
 
 
-def cmd_users(dsn: str, args: argparse.Namespace) -> int:
+def cmd_users(dsn: str, args: argparse.Namespace, *, settings: Settings) -> int:
+    if args.users_command == "import-workers":
+        return import_workers(dsn, args, settings)
     with psycopg.connect(dsn) as conn:
         return _run(conn, args)
+
+
+def import_workers(dsn: str, args: argparse.Namespace, settings: Settings) -> int:
+    """``qorgau users import-workers``: the same reading and writing as the API's import."""
+    path: Path = args.file
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise ConfigError(f"{path}: over {MAX_BYTES // (1024 * 1024)} MiB: split it")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    codes_out: int | None = None
+    if args.codes_out is not None and not args.dry_run:
+        try:  # made before anything is written: codes with nowhere to go would be lost
+            codes_out = os.open(args.codes_out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise ConfigError(
+                f"{args.codes_out} exists: give a new file (its codes may not be handed out yet)"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot create {args.codes_out}: {exc.strerror}") from None
+    try:
+        roster, outcome = asyncio.run(_import(dsn, args, settings, data))
+    except BaseException:
+        if codes_out is not None:
+            os.close(codes_out)
+            os.unlink(args.codes_out)
+        raise
+    _print_report(path, roster, outcome, dry_run=args.dry_run)
+    if outcome.created:
+        text = _codes_csv(outcome.created, settings.public_url)
+        if codes_out is not None:
+            with os.fdopen(codes_out, "w", encoding="utf-8-sig", newline="") as f:
+                f.write(text)
+            print(f"{len(outcome.created)} activation code(s) written to {args.codes_out}")
+        else:
+            print("activation codes (shown once; hand each to its worker):")
+            print(text, end="")
+    elif codes_out is not None:
+        os.close(codes_out)
+        os.unlink(args.codes_out)  # nothing to hand out; no empty file left behind
+    refused = {e.line for e in (*roster.errors, *outcome.errors)}
+    return 3 if refused else 0
+
+
+async def _import(
+    dsn: str, args: argparse.Namespace, settings: Settings, data: bytes
+) -> tuple[Roster, accounts.ImportOutcome]:
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        cur = await conn.execute("SELECT 1 FROM enterprises WHERE id = %s", (args.enterprise,))
+        if await cur.fetchone() is None:
+            raise ConfigError(f"no such enterprise: {args.enterprise}")
+        zones = await accounts.enterprise_zones(conn, enterprise_id=args.enterprise)
+        try:
+            roster = parse_roster(data, zones=zones)
+        except RosterRefused as exc:
+            raise ConfigError(f"{args.file}: {exc} (nothing imported)") from None
+        outcome = await accounts.import_roster(
+            conn,
+            enterprise_id=args.enterprise,
+            rows=roster.rows,
+            key=code_key(settings.jwt_secret.get_secret_value()),
+            valid_for=CODE_VALID_FOR,
+            issued_by="qorgau users import-workers",
+            dry_run=args.dry_run,
+        )
+        await conn.commit()
+        return roster, outcome
+
+
+def _print_report(
+    path: Path, roster: Roster, outcome: accounts.ImportOutcome, *, dry_run: bool
+) -> None:
+    errors = sorted((*roster.errors, *outcome.errors), key=lambda e: e.line)
+    for e in errors:
+        where = f"{path}:{e.line}" + (f", {e.column}" if e.column else "")
+        shown = f" {e.value!r}" if e.value else ""
+        print(f"{where}:{shown} {e.message}")
+    verb = "would be " if dry_run else ""
+    print(
+        f"{roster.rows_read} line(s) read: {outcome.created_count} {verb}created,"
+        f" {outcome.updated} {verb}updated, {outcome.unchanged} unchanged,"
+        f" {len({e.line for e in errors})} refused"
+        + (" (dry run: nothing written)" if dry_run else "")
+    )
+
+
+def _codes_csv(codes: tuple[accounts.IssuedCode, ...], public_url: str) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["line", "username", "name", "personnel_number", "code", "link", "expires_at"])
+    for c in codes:
+        writer.writerow(
+            [
+                c.line,
+                c.username,
+                c.full_name,
+                c.personnel_number,
+                c.code,
+                activation_link(public_url, c.code),
+                c.expires_at.isoformat(timespec="seconds"),
+            ]
+        )
+    return out.getvalue()
 
 
 def _run(conn: psycopg.Connection[Any], args: argparse.Namespace) -> int:

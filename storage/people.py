@@ -22,7 +22,9 @@ __all__ = [
     "ChannelRow",
     "PushSubscriptionRow",
     "UserRow",
+    "activation_lock",
     "add_channel",
+    "clear_failed_activations",
     "clear_failed_sign_ins",
     "create_user",
     "delete_push_subscription_by_endpoint",
@@ -33,6 +35,7 @@ __all__ = [
     "list_channels",
     "list_push_subscriptions",
     "list_users",
+    "record_failed_activation",
     "record_failed_sign_in",
     "remove_channel",
     "save_push_subscription",
@@ -43,7 +46,7 @@ __all__ = [
 
 _USER_COLUMNS = """
 SELECT id, username, full_name, role, regions, enterprise_id, tags, language, email, phone,
-       password_hash, active, token_version, created_at, updated_at
+       password_hash, active, token_version, created_at, updated_at, personnel_number, zone_id
 FROM users
 """
 
@@ -60,11 +63,13 @@ class UserRow:
     language: str
     email: str | None
     phone: str | None
-    password_hash: str
+    password_hash: str | None  # None: a worker imported from a roster, not activated yet
     active: bool
     token_version: int
     created_at: datetime
     updated_at: datetime
+    personnel_number: str | None = None
+    zone_id: str | None = None
 
     @property
     def scope(self) -> Scope:
@@ -112,7 +117,8 @@ def create_user(
             "INSERT INTO users (username, full_name, role, regions, enterprise_id, tags, language,"
             " email, phone, password_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " RETURNING id, username, full_name, role, regions, enterprise_id, tags, language,"
-            " email, phone, password_hash, active, token_version, created_at, updated_at",
+            " email, phone, password_hash, active, token_version, created_at, updated_at,"
+            " personnel_number, zone_id",
             (
                 username,
                 full_name,
@@ -166,7 +172,8 @@ def update_user(conn: psycopg.Connection[Any], *, username: str, **changes: Any)
         sql.Placeholder("username"),
         sql.SQL(
             "id, username, full_name, role, regions, enterprise_id, tags, language, email,"
-            " phone, password_hash, active, token_version, created_at, updated_at"
+            " phone, password_hash, active, token_version, created_at, updated_at,"
+            " personnel_number, zone_id"
         ),
     )
     params = {**changes, "username": username}
@@ -336,35 +343,98 @@ async def record_failed_sign_in(
     forgotten first, so names tried once by a guesser do not pile up. Returns the end of
     the lock when this failure (or an earlier one) locked the name.
     """
-    await conn.execute(
-        "DELETE FROM sign_in_failures WHERE last_failed_at < now() - %s"
-        " AND (locked_until IS NULL OR locked_until <= now())",
-        (forget_after,),
+    return await _record_failure(
+        conn, _SIGN_IN, username, limit=limit, lock_for=lock_for, forget_after=forget_after
     )
-    cur = await conn.execute(
-        "INSERT INTO sign_in_failures AS f (username, failures, locked_until, last_failed_at)"
-        " VALUES (%(username)s, 1, CASE WHEN 1 >= %(limit)s THEN now() + %(lock_for)s END,"
-        " now())"
-        " ON CONFLICT (username) DO UPDATE SET failures = f.failures + 1,"
-        " last_failed_at = now(), locked_until = CASE WHEN f.failures + 1 >= %(limit)s"
-        " THEN now() + %(lock_for)s ELSE f.locked_until END"
-        " RETURNING locked_until",
-        {"username": username, "limit": limit, "lock_for": lock_for},
-    )
-    row = await cur.fetchone()
-    return row[0] if row else None
 
 
 async def sign_in_lock(conn: psycopg.AsyncConnection[Any], *, username: str) -> datetime | None:
     """When the lock on ``username`` ends, if it is locked now (whether or not it exists)."""
+    return await _lock(conn, _SIGN_IN, username)
+
+
+async def clear_failed_sign_ins(conn: psycopg.AsyncConnection[Any], *, username: str) -> None:
+    """Forget the wrong passwords of ``username`` (after a right one)."""
+    await _clear(conn, _SIGN_IN, username)
+
+
+async def record_failed_activation(
+    conn: psycopg.AsyncConnection[Any],
+    *,
+    client: str,
+    limit: int,
+    lock_for: timedelta,
+    forget_after: timedelta,
+) -> datetime | None:
+    """Count a wrong activation code from ``client`` (its address), as `record_failed_sign_in`
+    counts wrong passwords for a name; returns the end of the lock if it is locked."""
+    return await _record_failure(
+        conn, _ACTIVATION, client, limit=limit, lock_for=lock_for, forget_after=forget_after
+    )
+
+
+async def activation_lock(conn: psycopg.AsyncConnection[Any], *, client: str) -> datetime | None:
+    """When the lock on activations from ``client`` ends, if it is locked now."""
+    return await _lock(conn, _ACTIVATION, client)
+
+
+async def clear_failed_activations(conn: psycopg.AsyncConnection[Any], *, client: str) -> None:
+    """Forget the wrong codes from ``client`` (after a right one)."""
+    await _clear(conn, _ACTIVATION, client)
+
+
+# Where wrong guesses are counted: (table, the column naming what is counted).
+_SIGN_IN = ("sign_in_failures", "username")
+_ACTIVATION = ("activation_failures", "client")
+
+
+async def _record_failure(
+    conn: psycopg.AsyncConnection[Any],
+    counter: tuple[str, str],
+    key: str,
+    *,
+    limit: int,
+    lock_for: timedelta,
+    forget_after: timedelta,
+) -> datetime | None:
+    table, column = map(sql.Identifier, counter)
+    await conn.execute(
+        sql.SQL(
+            "DELETE FROM {} WHERE last_failed_at < now() - %s"
+            " AND (locked_until IS NULL OR locked_until <= now())"
+        ).format(table),
+        (forget_after,),
+    )
     cur = await conn.execute(
-        "SELECT locked_until FROM sign_in_failures WHERE username = %s AND locked_until > now()",
-        (username,),
+        sql.SQL(
+            "INSERT INTO {table} AS f ({column}, failures, locked_until, last_failed_at)"
+            " VALUES (%(key)s, 1, CASE WHEN 1 >= %(limit)s THEN now() + %(lock_for)s END,"
+            " now())"
+            " ON CONFLICT ({column}) DO UPDATE SET failures = f.failures + 1,"
+            " last_failed_at = now(), locked_until = CASE WHEN f.failures + 1 >= %(limit)s"
+            " THEN now() + %(lock_for)s ELSE f.locked_until END"
+            " RETURNING locked_until"
+        ).format(table=table, column=column),
+        {"key": key, "limit": limit, "lock_for": lock_for},
     )
     row = await cur.fetchone()
     return row[0] if row else None
 
 
-async def clear_failed_sign_ins(conn: psycopg.AsyncConnection[Any], *, username: str) -> None:
-    """Forget the wrong passwords of ``username`` (after a right one)."""
-    await conn.execute("DELETE FROM sign_in_failures WHERE username = %s", (username,))
+async def _lock(
+    conn: psycopg.AsyncConnection[Any], counter: tuple[str, str], key: str
+) -> datetime | None:
+    table, column = map(sql.Identifier, counter)
+    cur = await conn.execute(
+        sql.SQL("SELECT locked_until FROM {} WHERE {} = %s AND locked_until > now()").format(
+            table, column
+        ),
+        (key,),
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def _clear(conn: psycopg.AsyncConnection[Any], counter: tuple[str, str], key: str) -> None:
+    table, column = map(sql.Identifier, counter)
+    await conn.execute(sql.SQL("DELETE FROM {} WHERE {} = %s").format(table, column), (key,))

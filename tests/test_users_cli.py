@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import sys
 
@@ -130,3 +131,72 @@ def test_change_scope_disable_and_channels(run, database_url: str) -> None:  # t
     assert "t-cli-room: safety_officer of enterprise E002" in out
     code, _, err = run("disable", "t-cli-nobody")
     assert code == 1 and "no user 't-cli-nobody'" in err
+
+
+def test_import_workers_reports_lines_and_writes_codes_to_a_private_file(  # type: ignore[no-untyped-def]
+    run, database_url: str, tmp_path
+) -> None:
+    with psycopg.connect(database_url) as conn:
+        zone, zone_name = conn.execute(
+            "SELECT id, name FROM zones WHERE enterprise_id = 'E009' ORDER BY id LIMIT 1"
+        ).fetchone()
+    roster = tmp_path / "roster.csv"
+    roster.write_bytes(
+        "\ufeffФИО;Табельный номер;Участок;Телефон\n"
+        f"Ерлан Касымов;cli-1;{zone};8 701 111 22 33\n"
+        f"Айгуль Ахметова;cli-2;{zone_name};\n"
+        f"Нет Участка;cli-3;Луна;\n".encode()
+    )
+    codes = tmp_path / "codes.csv"
+
+    code, out, err = run("import-workers", str(roster), "--enterprise", "E009", "--dry-run")
+    assert code == 3, err
+    assert f"{roster}:4, zone: 'Луна' no zone 'Луна' at this enterprise" in out
+    assert "3 line(s) read: 2 would be created, 0 would be updated, 0 unchanged, 1 refused" in out
+    assert not codes.exists()
+
+    code, out, err = run(
+        "import-workers", str(roster), "--enterprise", "E009", "--codes-out", str(codes)
+    )
+    assert code == 3, err
+    assert "2 created, 0 updated, 0 unchanged, 1 refused" in out
+    assert f"2 activation code(s) written to {codes}" in out
+    assert codes.stat().st_mode & 0o777 == 0o600
+    rows = list(csv.DictReader(io.StringIO(codes.read_text("utf-8-sig"))))
+    assert [(r["line"], r["username"], r["personnel_number"]) for r in rows] == [
+        ("2", "e009.cli-1", "cli-1"),
+        ("3", "e009.cli-2", "cli-2"),
+    ]
+    assert rows[0]["link"].endswith(f"/app/#activate={rows[0]['code']}")
+    assert _user(database_url, "e009.cli-1").phone == "+77011112233"
+    assert _user(database_url, "e009.cli-2").zone_id == zone
+
+    # An existing codes file is never overwritten (its codes may not be handed out yet).
+    code, _, err = run(
+        "import-workers", str(roster), "--enterprise", "E009", "--codes-out", str(codes)
+    )
+    assert code == 1 and "exists" in err
+    # Again into a new file: nothing changes, no code is made, no file is left.
+    again = tmp_path / "again.csv"
+    code, out, err = run(
+        "import-workers", str(roster), "--enterprise", "E009", "--codes-out", str(again)
+    )
+    assert code == 3, err
+    assert "0 created, 0 updated, 2 unchanged, 1 refused" in out
+    assert not again.exists()
+
+
+def test_import_workers_refuses_a_file_it_cannot_read_and_writes_nothing(  # type: ignore[no-untyped-def]
+    run, database_url: str, tmp_path
+) -> None:
+    roster = tmp_path / "roster.csv"
+    roster.write_bytes("ФИО;Табельный номер;Участок\nИван;cli-9;X\n".encode("cp1251"))
+    codes = tmp_path / "codes.csv"
+    code, _, err = run(
+        "import-workers", str(roster), "--enterprise", "E009", "--codes-out", str(codes)
+    )
+    assert code == 1
+    assert "line 1: the file is not UTF-8" in err and "nothing imported" in err
+    assert not codes.exists()
+    code, _, err = run("import-workers", str(roster), "--enterprise", "E999")
+    assert code == 1 and "no such enterprise: E999" in err

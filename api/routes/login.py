@@ -1,4 +1,5 @@
-"""Sign-in: the OAuth2 password flow, and a refresh token for a new pair of tokens.
+"""Sign-in: the OAuth2 password flow, a refresh token for a new pair of tokens, and a
+worker's first sign-in with the one-time activation code their safety officer gave them.
 
 Wrong passwords are counted per user name as typed, whether or not anyone has it, and
 a name is locked alike either way (`storage.people.record_failed_sign_in`): the answers
@@ -14,13 +15,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Form, HTTPException, Response, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.deps import UNREADABLE_BODY, ConnDep, SessionDep, SignerDep
-from api.schemas import RefreshRequest, TokenPublic
-from api.security import MAX_PASSWORD_LENGTH, InvalidToken, verify_password
-from storage import people
+from api.deps import UNREADABLE_BODY, ConnDep, SessionDep, SettingsDep, SignerDep, invalid
+from api.schemas import ActivationRequest, RefreshRequest, TokenPublic
+from api.security import MAX_PASSWORD_LENGTH, InvalidToken, hash_password, verify_password
+from core.activation import code_hash, code_key, normalise_code
+from storage import accounts, people
 
 __all__ = ["router"]
 
@@ -32,6 +34,9 @@ MAX_FAILED_SIGN_INS = 10
 LOCK_FOR = timedelta(minutes=15)
 FORGET_AFTER = timedelta(days=1)
 MAX_USERNAME_LENGTH = 64  # as the users table allows
+# Code guessing (60-bit codes, so already hopeless): wrong codes from one client address
+# lock it alike. Higher than for a name: a plant's phones may share one address.
+MAX_FAILED_ACTIVATIONS = 20
 log = structlog.get_logger("qorgau.api.login")
 
 _BAD_LOGIN = HTTPException(
@@ -162,3 +167,78 @@ async def sign_out(conn: ConnDep, signer: SignerDep, session: SessionDep) -> Res
         await conn.commit()
     log.info("signed out", username=user.username)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _locked_activation(until: datetime) -> HTTPException:
+    wait_s = max(1, int((until - datetime.now(UTC)).total_seconds()))
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        f"too many wrong activation codes from here; try again in {(wait_s + 59) // 60} min",
+        headers={"Retry-After": str(wait_s)},
+    )
+
+
+@router.post(
+    "/activate",
+    summary="Activate a worker's account with a one-time code",
+    responses={
+        **UNREADABLE_BODY,
+        status.HTTP_401_UNAUTHORIZED: {
+            "description": "No live code like this: wrong, used already, or expired."
+        },
+        status.HTTP_429_TOO_MANY_REQUESTS: {
+            "description": "Too many wrong codes from this address: locked for a while "
+            "(Retry-After, in seconds)."
+        },
+    },
+)
+async def activate(
+    request: Request,
+    conn: ConnDep,
+    signer: SignerDep,
+    settings: SettingsDep,
+    body: ActivationRequest,
+) -> TokenPublic:
+    """Sets the password of the worker the code was issued to, uses the code up, and signs
+    them in (the same tokens as `/login/access-token`). A code works once, for 14 days."""
+    client = request.client.host if request.client else "unknown"
+    locked = await people.activation_lock(conn, client=client)
+    if locked is not None:
+        log.warning("activation refused", client=client, reason="locked")
+        raise _locked_activation(locked)
+    code = normalise_code(body.code)
+    if code is None:
+        raise invalid(
+            ("body", "code"),
+            "an activation code is 12 letters and digits, e.g. 7K2M-9QXD-H4TA",
+            body.code,
+        )
+    try:  # checked (and hashed: Argon2, off the event loop) before the code is used up
+        password_hash = await asyncio.to_thread(hash_password, body.password)
+    except ValueError as exc:
+        raise invalid(("body", "password"), str(exc)) from exc
+    outcome, user = await accounts.activate(
+        conn,
+        hashed_code=code_hash(code, code_key(settings.jwt_secret.get_secret_value())),
+        password_hash=password_hash,
+    )
+    if user is None:
+        log.warning("activation refused", client=client, reason=outcome.value)
+        await people.record_failed_activation(
+            conn,
+            client=client,
+            limit=MAX_FAILED_ACTIVATIONS,
+            lock_for=LOCK_FOR,
+            forget_after=FORGET_AFTER,
+        )
+        await conn.commit()  # the count, and an expired code used up, survive the refusal
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "this code has expired: ask your safety officer for a new one"
+            if outcome is accounts.Activation.EXPIRED
+            else "no such activation code (wrong, or used already)",
+        )
+    await people.clear_failed_activations(conn, client=client)
+    await conn.commit()
+    log.info("account activated", username=user.username, enterprise=user.enterprise_id)
+    return TokenPublic.from_pair(signer.issue(user_id=user.id, token_version=user.token_version))

@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from alerts.lifecycle import apply_machine_events
+from api.security import hash_password
 from core.access import Role
 from core.alarms import AlertAction, AlertEvent, AlertKind, Severity
 from core.reference import load_reference
@@ -521,11 +522,13 @@ async def test_migration_0012_repairs_infinities_and_keeps_locks(
         _event("E001-S01", datetime.now(UTC) - timedelta(minutes=3), INF, NAN),
         readings=[],
     )
-    ensure_user(url, "t-probe-was-locked", Role.WORKER, [], "E001")
     with psycopg.connect(url) as conn:
+        # Written as that release's schema holds a user (today's code reads later columns).
         conn.execute(
-            "UPDATE users SET failed_sign_ins = 10, locked_until = now() + interval '10 minutes'"
-            " WHERE username = 't-probe-was-locked'"
+            "INSERT INTO users (username, role, enterprise_id, password_hash, failed_sign_ins,"
+            " locked_until) VALUES ('t-probe-was-locked', 'worker', 'E001', %s, 10,"
+            " now() + interval '10 minutes')",
+            (hash_password(PASSWORD),),
         )
     migrations.migrate(url)
     with psycopg.connect(url) as conn:
