@@ -298,3 +298,63 @@ def test_every_control_has_an_accessible_name_in_every_language(pages_database_u
         )
         assert len(_unnamed_controls(page)) == 1
         context.close()
+
+
+def test_an_officer_imports_workers_and_a_worker_activates_with_the_code(
+    pages_database_url: str,
+) -> None:
+    url = pages_database_url
+    officer = ensure_user(url, "t-app-roster", Role.SAFETY_OFFICER, [], "E001")
+    roster = (
+        "ФИО;Табельный номер;Участок;Телефон\n"
+        "Асанов Ерлан;T-APP-1;E001-Z01;+7 701 234 5678\n"
+        "Петрова Анна;T-APP-2;E001-Z99;87012345679\n"  # no such zone: line 3
+        "Сейткали Дана;T-APP-3;E001-Z02;+77012345670\n"
+    ).encode()
+    with serve_api(_settings(url)) as base, chromium() as browser:
+        context = _context(browser, base, DESKTOP)
+        page = context.new_page()
+        _sign_in(page, officer.username)
+        page.goto("/app/#/workers")
+        page.wait_for_selector("#roster")
+        page.set_input_files(
+            "#roster", files=[{"name": "roster.csv", "mimeType": "text/csv", "buffer": roster}]
+        )
+        page.click("#roster-check")
+        page.wait_for_selector("table.errors")
+        assert page.evaluate("() => window.qorgauApp.lastImport.dry_run") is True
+        assert "3" in page.inner_text("table.errors td:first-child")  # the line
+        page.click("#roster-import")
+        page.wait_for_selector("table.codes")
+        result = page.evaluate("() => window.qorgauApp.lastImport")
+        assert (result["created"], result["refused"]) == (2, 1)
+        page.screenshot(path=str(artifact("app-roster-import-desktop.png")), full_page=True)
+        code = result["codes"][0]["code"]
+        context.close()
+
+        phone = _context(browser, base, PHONE)
+        page = phone.new_page()
+        page.goto(f"/app/#activate={code}")
+        page.wait_for_selector("#activate-form")
+        assert page.input_value("#activate-code") == code
+        page.fill("#activate-password", "a new password 123")
+        page.fill("#activate-again", "a new password 12")
+        page.click("#activate-form button[type=submit]")
+        page.wait_for_selector("#activate-error:not([hidden])")  # the two differ
+        page.fill("#activate-again", "a new password 123")
+        page.click("#activate-form button[type=submit]")
+        page.wait_for_selector("#main:not([hidden])")
+        assert "Асанов Ерлан" in page.inner_text("#who")
+        assert page.url.endswith("/app/#/")  # the code is not left in the address bar
+        phone.close()
+        # The new password signs in; the code does not work twice.
+        worker = result["codes"][0]["username"]
+        r = httpx.post(
+            f"{base}/api/v1/login/access-token",
+            data={"username": worker, "password": "a new password 123"},
+        )
+        assert r.status_code == 200, r.text
+        again = httpx.post(
+            f"{base}/api/v1/login/activate", json={"code": code, "password": "another one 12345"}
+        )
+        assert again.status_code == 401
