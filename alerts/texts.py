@@ -59,6 +59,7 @@ __all__ = [
     "format_number",
     "format_quantity",
     "hazard_name",
+    "hazard_name_kk",
     "render",
     "render_email",
 ]
@@ -251,6 +252,15 @@ def hazard_name(n: Notification, language: Language) -> str | None:
     if language == "kk" and n.hazard in _HAZARDS_KK:
         return _HAZARDS_KK[n.hazard]
     return n.hazard_name or n.hazard
+
+
+def hazard_name_kk(hazard: str) -> str | None:
+    """A hazard's name in Kazakh, if known.
+
+    >>> hazard_name_kk("co"), hazard_name_kk("radon")
+    ('Көміртек оксиді', None)
+    """
+    return _HAZARDS_KK.get(hazard)
 
 
 def format_number(value: float) -> str:

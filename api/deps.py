@@ -180,7 +180,9 @@ async def refuse_unstorable_text(request: Request) -> None:
                 if isinstance(v, str):
                     errors += _text_errors(("body", k), v)
         elif _is_json(content_type):
-            errors += _text_errors(("body",), await request.json())  # parsed and kept by FastAPI
+            # An empty body FastAPI reads as none (its own 422 says what is missing).
+            if await request.body():
+                errors += _text_errors(("body",), await request.json())  # parsed by FastAPI
         elif b"\x00" in await request.body():
             errors.append({"type": "string_nul", "loc": ("body",), "msg": _NUL_MESSAGE})
     if errors:

@@ -22,6 +22,7 @@ from alerts.channels.webpush import public_key_b64url, resolve_vapid_key
 from alerts.lifecycle import LifecycleError
 from api.deps import refuse_unstorable_text
 from api.feed import AlertFeed
+from api.mqtt import ReportPublisher
 from api.pages import mount_pages
 from api.routes import (
     alerts,
@@ -29,8 +30,10 @@ from api.routes import (
     enterprises,
     health,
     login,
+    me,
     push,
     regions,
+    reports,
     sensors,
     users,
     workers,
@@ -42,6 +45,7 @@ from api.schemas import AlertPublic, json_safe
 from api.security import TokenSigner
 from core.catalogue import Catalogue, load_catalogue
 from core.errors import ConfigError
+from core.limits import Limits, load_limits
 from core.settings import Settings
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -73,7 +77,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, catalogue: Catalogue | None = None, limits: Limits | None = None
+) -> FastAPI:
     """The API application for ``settings``; PostgreSQL is required.
 
     Raises `ConfigError` if ``settings.database_url`` is unset or there is no usable
@@ -95,14 +101,20 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
         )
         await pool.open()
         feed = AlertFeed(dsn, pool, AlertPublic.from_row, app.state.catalogue)
+        # Workers' reports leave through the API's own MQTT identity; connecting in the
+        # background, so the API serves everything else while the broker is away.
+        publisher = ReportPublisher(settings)
         try:
             await pool.wait()
             app.state.pool = pool
             app.state.feed = feed
+            app.state.publisher = publisher
+            publisher.start()
             await feed.start()
             yield
         finally:
             await feed.stop()
+            await publisher.stop()
             await pool.close()
 
     # FastAPIOffline: /docs and /redoc with their scripts served from here, not a CDN (a
@@ -118,6 +130,7 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
     # The composition root loads the catalogue once and passes it; tests may let it be read
     # here, from the same setting.
     app.state.catalogue = catalogue or load_catalogue(settings.catalogue_path)
+    app.state.limits = limits or load_limits(settings.limits_path, app.state.catalogue)
     app.state.signer = TokenSigner(
         settings.jwt_secret.get_secret_value(),
         access_minutes=settings.access_token_minutes,
@@ -142,6 +155,8 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
     v1.include_router(sensors.router)
     v1.include_router(alerts.router)
     v1.include_router(push.router)
+    v1.include_router(reports.router)
+    v1.include_router(me.router)
     v1.include_router(deliveries.router)
     v1.include_router(status_route.router)
     app.include_router(v1)

@@ -16,11 +16,13 @@ import binascii
 import math
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from alerts.channels.webpush import b64url
 from alerts.lifecycle import MAX_COMMENT, Resolution
@@ -33,6 +35,7 @@ from storage.alerting import AlertRow, HistoryRow
 from storage.deliveries import DeliveryAttemptRow, DeliveryLogRow, DeliveryRow
 from storage.people import PushSubscriptionRow, UserRow
 from storage.queries import ReadingBucket, ReadingPoint, SensorRow
+from storage.reports import ReportRow
 
 __all__ = [
     "LOCAL_HOSTS",
@@ -59,6 +62,11 @@ __all__ = [
     "ReadingSeriesPublic",
     "RefreshRequest",
     "RegionPublic",
+    "ReportAcceptedPublic",
+    "ReportPagePublic",
+    "ReportPhotoPublic",
+    "ReportPublic",
+    "ReportRequest",
     "ResolveRequest",
     "RosterImportPublic",
     "RowErrorPublic",
@@ -67,6 +75,10 @@ __all__ = [
     "UserPublic",
     "VapidPublicKeyPublic",
     "WorkerPublic",
+    "WorkplaceEnterprisePublic",
+    "WorkplacePublic",
+    "WorkplaceSensorPublic",
+    "WorkplaceZonePublic",
     "activation_link",
     "json_safe",
 ]
@@ -143,6 +155,10 @@ class EnterprisePublic(_Public):
     lon: Finite = Field(description="Longitude, in decimal degrees (WGS 84).")
     workers: int | None = Field(description="Headcount, in persons.")
     sensor_count: int = Field(description="Sensors installed (count).")
+    emergency_phone: str | None = Field(
+        description="The enterprise's own emergency line (its dispatcher), as dialled;"
+        " null if not known. 112 reaches the country's emergency services."
+    )
 
 
 class SensorPublic(_Public):
@@ -757,3 +773,172 @@ class ActivationRequest(BaseModel):
         max_length=MAX_PASSWORD_LENGTH,
         description="The worker's new password (10 characters or more).",
     )
+
+
+# --- workers' reports ---------------------------------------------------------------------
+
+MAX_REPORT_TEXT = 4000  # what the pipeline takes (stream.reports.MAX_TEXT)
+MAX_ACCURACY_M = 100_000.0  # the same as the pipeline's
+
+
+class ReportKind(StrEnum):
+    SOS = "sos"
+    MAN_DOWN = "man_down"
+    HAZARD_OBSERVATION = "hazard_observation"
+    NEAR_MISS = "near_miss"
+    INCIDENT = "incident"
+
+    @property
+    def urgent(self) -> bool:
+        """SOS and man-down open a critical alert at once, and need no text."""
+        return self in (ReportKind.SOS, ReportKind.MAN_DOWN)
+
+
+class ReportRequest(BaseModel):
+    """A report from the worker's app; who and which enterprise come from the token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    report_id: UUID = Field(
+        description="Made by the app when the report is made, and sent again unchanged with"
+        " every retry: the same id is one report, one alert, one set of notifications."
+    )
+    kind: ReportKind = Field(
+        description="sos and man_down open a critical alert at once; the others go to the"
+        " enterprise's safety officers as reports."
+    )
+    ts: AwareDatetime = Field(
+        description="When the worker pressed the button (ISO 8601 with offset): not in the"
+        " future (5 min of clock skew allowed), not older than the pipeline takes (7 days)."
+    )
+    text: str = Field(
+        default="",
+        max_length=MAX_REPORT_TEXT,
+        description=f"What happened, at most {MAX_REPORT_TEXT} characters; required except"
+        " for sos and man_down.",
+    )
+    lat: float | None = Field(
+        default=None,
+        ge=-90,
+        le=90,
+        allow_inf_nan=False,
+        description="Latitude, in degrees (WGS 84).",
+    )
+    lon: float | None = Field(
+        default=None,
+        ge=-180,
+        le=180,
+        allow_inf_nan=False,
+        description="Longitude, in degrees (WGS 84); with lat, or neither.",
+    )
+    accuracy_m: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_ACCURACY_M,
+        allow_inf_nan=False,
+        description="How far off lat/lon may be, in metres (the phone's estimate).",
+    )
+
+
+class ReportAcceptedPublic(_Public):
+    report_id: UUID
+    status: Literal["sent", "stored"] = Field(
+        description="'sent': the broker has it (it is stored within a second or two); "
+        "'stored': it was stored before (an earlier try got through)."
+    )
+
+
+class ReportPublic(_Public):
+    report_id: str
+    enterprise_id: str
+    worker_id: str = Field(description="The worker's user name.")
+    kind: str = Field(description="sos, man_down, hazard_observation, near_miss or incident.")
+    ts: datetime = Field(description="When the worker made it.")
+    received_at: datetime = Field(description="When it was stored.")
+    zone_id: str | None
+    text: str
+    lat: Finite = Field(description="Latitude, in degrees (WGS 84).")
+    lon: Finite = Field(description="Longitude, in degrees (WGS 84).")
+    accuracy_m: Finite = Field(description="How far off lat/lon may be, in metres.")
+    photo_ref: str | None = Field(
+        description="Where its photo is: this API's URL for a photo sent here, or the app's"
+        " own reference; null without one."
+    )
+    has_photo: bool = Field(description="A photo is stored here (GET its photo_ref).")
+
+    @classmethod
+    def from_row(cls, row: ReportRow) -> ReportPublic:
+        return cls.model_validate(row, from_attributes=True)
+
+
+class ReportPagePublic(_Public):
+    total: int = Field(description="Reports matching the filter (count).")
+    items: list[ReportPublic]
+
+
+class ReportPhotoPublic(_Public):
+    report_id: str
+    content_type: str = Field(description="image/jpeg, image/png or image/webp (by its bytes).")
+    size_bytes: int = Field(description="Size, in bytes.")
+    sha256: str = Field(description="SHA-256 of the bytes, hex.")
+    uploaded_at: datetime
+    url: str = Field(description="Where to GET it.")
+
+
+# --- a worker's workplace -----------------------------------------------------------------
+
+Messages = dict[str, str]
+_MESSAGES = "The same sentence in Russian ('ru'), Kazakh ('kk') and English ('en')."
+_STATE = (
+    "green: every limit kept; amber: past a warning level; red: past a critical level"
+    " (leave the zone); unknown: no fresh, plausible reading (silent or faulty sensor)."
+)
+
+
+class WorkplaceEnterprisePublic(_Public):
+    id: str
+    name: str
+    name_ru: str
+    emergency_phone: str | None = Field(
+        description="The enterprise's own emergency line, as dialled; 112 otherwise."
+    )
+
+
+class WorkplaceSensorPublic(_Public):
+    sensor_id: str
+    hazard: str = Field(description="Hazard id from the hazard catalogue, e.g. 'co'.")
+    value: Finite = Field(description="The newest reading, in `unit`; null without one.")
+    unit: str | None = Field(description="The hazard's canonical unit, e.g. 'mg/m3'.")
+    ts: datetime | None = Field(description="When the newest reading was taken.")
+    state: Literal["green", "amber", "red", "unknown"] = Field(description=_STATE)
+    reason: str | None = Field(
+        description="Why: warning, critical, no_data, silent, implausible or fault; null"
+        " when green."
+    )
+    warning: Finite = Field(description="The warning level the value is held to, in `unit`.")
+    critical: Finite = Field(description="The critical level the value is held to, in `unit`.")
+    messages: Messages = Field(description=_MESSAGES)
+
+
+class WorkplaceZonePublic(_Public):
+    id: str
+    name: str
+    kind: str = Field(description="e.g. hot_shop, gas_hazard, confined_space.")
+    state: Literal["green", "amber", "red", "unknown"] = Field(
+        description="The gravest of its sensors' states; unknown without sensors."
+    )
+    messages: Messages = Field(description=_MESSAGES)
+    sensors: list[WorkplaceSensorPublic]
+
+
+class WorkplacePublic(_Public):
+    enterprise: WorkplaceEnterprisePublic
+    zone_assigned: bool = Field(
+        description="Whether the worker has a zone of their own: then `zones` is that one;"
+        " otherwise every zone of the enterprise."
+    )
+    state: Literal["green", "amber", "red", "unknown"] = Field(
+        description="The gravest of the zones' states."
+    )
+    checked_at: datetime = Field(description="When the states were judged.")
+    zones: list[WorkplaceZonePublic]

@@ -13,7 +13,9 @@ What each kind may do (nothing else; in particular nobody may read ``#``):
   it (or of every sensor of its enterprise);
 - an **app** (one worker's phone) publishes its reports and reads its notices;
 - a **service**: the bridge reads readings, statuses and reports; the notifier
-  publishes notices to workers' apps; the API only connects (readiness).
+  publishes notices to workers' apps; the API publishes workers' reports (a
+  worker's web app posts them to the API, which publishes each on the topic of
+  the signed-in worker) and nothing else: it reads nothing.
 
 >>> sensor = MqttIdentity("E001-S01", IdentityKind.SENSOR, "E001", sensors=("E001-S01",))
 >>> acl_rules(sensor)
@@ -64,7 +66,7 @@ NOTICES = "qorgau/v1/+/app/+/notify"
 SERVICE_RULES: dict[str, tuple[tuple[str, str], ...]] = {
     "bridge": (("read", READINGS), ("read", STATUSES), ("read", REPORTS)),
     "notifier": (("write", NOTICES),),
-    "api": (),
+    "api": (("write", REPORTS),),
 }
 
 

@@ -7,6 +7,7 @@ sensor measures a catalogued hazard).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from core.datafile import read_toml
 from core.errors import CatalogueError
 from core.types import Enterprise, Industry, Region, Sensor, Zone
 
-__all__ = ["ReferenceData", "load_reference"]
+__all__ = ["PHONE", "ReferenceData", "load_reference"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,18 @@ def _get(where: str, raw: dict[str, Any], key: str) -> Any:
         return raw[key]
     except KeyError:
         raise CatalogueError(where, f"missing field {key!r}") from None
+
+
+#: A telephone number as people write it: digits, spaces, brackets, dashes, a leading +.
+PHONE = re.compile(r"^\+?[0-9][0-9 ()\-]{1,30}[0-9]$")
+
+
+def _phone(where: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not PHONE.match(value):
+        raise CatalogueError(where, f"emergency_phone {value!r} is not a telephone number")
+    return value
 
 
 def load_reference(
@@ -126,6 +139,7 @@ def load_reference(
                 lon=raw.get("lon"),
                 workers=raw.get("workers"),
                 zones=tuple(zones),
+                emergency_phone=_phone(where, raw.get("emergency_phone")),
             )
         )
     return ReferenceData(regions=regions, industries=industries, enterprises=tuple(enterprises))

@@ -205,6 +205,13 @@ class Settings(BaseSettings):
     api_pool_size: int = Field(
         default=16, ge=2, description="most PostgreSQL connections one API process holds"
     )
+    api_publish_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="how long the API waits for the MQTT broker to acknowledge a worker's"
+        " report (s) before answering 503",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="where people open the API (links in messages)"
     )

@@ -71,6 +71,7 @@ class Enterprise:
     lon: float | None = None
     workers: int | None = None
     zones: tuple[Zone, ...] = field(default=())
+    emergency_phone: str | None = None  # the enterprise's own emergency line, for its workers
 
     @property
     def sensors(self) -> tuple[Sensor, ...]:

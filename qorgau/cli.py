@@ -161,11 +161,13 @@ def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.main import create_app
+    from core.limits import load_limits
 
     _require_db(settings)
+    catalogue = load_catalogue(settings.catalogue_path)
     tls = settings.api_tls_cert is not None
     uvicorn.run(
-        create_app(settings, load_catalogue(settings.catalogue_path)),
+        create_app(settings, catalogue, load_limits(settings.limits_path, catalogue)),
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 
@@ -22,6 +22,7 @@ __all__ = [
     "ExposureRecord",
     "ModelCheckpoint",
     "ReportRecord",
+    "ReportStored",
     "ScoreRecord",
     "load_checkpoint",
     "load_model_state",
@@ -85,6 +86,7 @@ class ReportRecord:
     lat: float | None
     lon: float | None
     photo_ref: str | None
+    accuracy_m: float | None = None  # of lat/lon, in metres
 
 
 async def store_exposures(conn: psycopg.AsyncConnection, rows: Sequence[ExposureRecord]) -> None:
@@ -146,26 +148,44 @@ async def readings_since_checkpoint(
     ]
 
 
-async def store_report(conn: psycopg.AsyncConnection, report: ReportRecord) -> bool:
-    """Store a worker's report; False if it was stored before (redelivery)."""
+ReportStored = Literal["new", "again", "taken"]
+
+
+async def store_report(conn: psycopg.AsyncConnection, report: ReportRecord) -> ReportStored:
+    """Store a worker's report, once per ``report_id``.
+
+    ``"new"`` when stored now; ``"again"`` when the same worker's report with this id was
+    stored before (a redelivery, or an app sending again after a lost answer: nothing
+    changes); ``"taken"`` when the id belongs to another worker's report (nothing is
+    stored: the caller decides).
+    """
     cur = await conn.execute(
         "INSERT INTO reports (report_id, enterprise_id, worker_id, kind, ts, zone_id, text,"
-        " lat, lon, photo_ref) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " lat, lon, accuracy_m, photo_ref) VALUES (%(id)s, %(eid)s, %(wid)s, %(kind)s, %(ts)s,"
+        " %(zone)s, %(text)s, %(lat)s, %(lon)s, %(accuracy)s, %(photo)s)"
         " ON CONFLICT (report_id) DO NOTHING",
-        (
-            report.report_id,
-            report.enterprise_id,
-            report.worker_id,
-            report.kind,
-            report.ts,
-            report.zone_id,
-            report.text,
-            report.lat,
-            report.lon,
-            report.photo_ref,
-        ),
+        {
+            "id": report.report_id,
+            "eid": report.enterprise_id,
+            "wid": report.worker_id,
+            "kind": report.kind,
+            "ts": report.ts,
+            "zone": report.zone_id,
+            "text": report.text,
+            "lat": report.lat,
+            "lon": report.lon,
+            "accuracy": report.accuracy_m,
+            "photo": report.photo_ref,
+        },
     )
-    return cur.rowcount == 1
+    if cur.rowcount == 1:
+        return "new"
+    cur = await conn.execute(
+        "SELECT enterprise_id = %s AND worker_id = %s FROM reports WHERE report_id = %s",
+        (report.enterprise_id, report.worker_id, report.report_id),
+    )
+    row = await cur.fetchone()
+    return "again" if row is not None and row[0] else "taken"
 
 
 async def store_scores(conn: psycopg.AsyncConnection, rows: Sequence[ScoreRecord]) -> None:

@@ -34,6 +34,8 @@ __all__ = [
     "ReadingPoint",
     "RegionRow",
     "SensorRow",
+    "WorkplaceSensorRow",
+    "WorkplaceZoneRow",
     "bucket_width_seconds",
     "count_readings",
     "get_enterprise",
@@ -43,6 +45,7 @@ __all__ = [
     "list_regions",
     "list_sensors",
     "readings_for_sensor",
+    "workplace",
 ]
 
 
@@ -71,6 +74,7 @@ class EnterpriseRow:
     lon: float | None
     workers: int | None
     sensor_count: int
+    emergency_phone: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +141,8 @@ _LIST_REGIONS = (
 _ENTERPRISE_COLUMNS = """
 SELECT e.id, e.name, e.name_ru, e.region_id, e.industry_code, e.oked, e.city,
        e.lat, e.lon, e.workers,
-       (SELECT count(*) FROM sensors s WHERE s.enterprise_id = e.id) AS sensor_count
+       (SELECT count(*) FROM sensors s WHERE s.enterprise_id = e.id) AS sensor_count,
+       e.emergency_phone
 FROM enterprises e
 """
 
@@ -362,3 +367,71 @@ async def latest_readings(
     async with conn.cursor(row_factory=class_row(LatestReadingRow)) as cur:
         await cur.execute(_LATEST_READINGS, {"enterprise_id": enterprise_id, "limit": limit})
         return await cur.fetchall()
+
+
+# --- a worker's workplace ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WorkplaceZoneRow:
+    id: str
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkplaceSensorRow:
+    """A sensor of a zone, its newest reading and what its open alerts say."""
+
+    id: str
+    zone_id: str
+    hazard: str
+    interval_s: float
+    last_ts: datetime | None
+    last_value: float | None
+    last_plausible: bool | None
+    alert_level: int  # the gravest open limit or fire alert: 0 none, 1 warning, 2 critical
+    fault: bool  # an open sensor_fault or stale alert
+
+
+_WORKPLACE_ZONES = """
+SELECT z.id, z.name, z.kind FROM zones z
+WHERE z.enterprise_id = %(enterprise_id)s AND (%(zone_id)s::text IS NULL OR z.id = %(zone_id)s)
+ORDER BY z.id
+"""
+
+_WORKPLACE_SENSORS = """
+SELECT s.id, s.zone_id, s.hazard, s.interval_s,
+       last.ts AS last_ts, last.value AS last_value, last.plausible AS last_plausible,
+       COALESCE((SELECT max(CASE a.severity WHEN 'critical' THEN 2 ELSE 1 END) FROM alerts a
+                 WHERE a.sensor_id = s.id AND a.state = 'open'
+                   AND a.kind IN ('threshold', 'ceiling', 'stel', 'twa', 'fire')), 0)
+           AS alert_level,
+       EXISTS (SELECT 1 FROM alerts a WHERE a.sensor_id = s.id AND a.state = 'open'
+                 AND a.kind IN ('sensor_fault', 'stale')) AS fault
+FROM sensors s
+LEFT JOIN LATERAL (
+    SELECT r.ts, r.value, r.plausible FROM readings r
+    WHERE r.sensor_id = s.id
+    ORDER BY r.ts DESC
+    LIMIT 1
+) AS last ON true
+WHERE s.enterprise_id = %(enterprise_id)s
+  AND (%(zone_id)s::text IS NULL OR s.zone_id = %(zone_id)s)
+ORDER BY s.zone_id, s.id
+"""
+
+
+async def workplace(
+    conn: psycopg.AsyncConnection, *, enterprise_id: str, zone_id: str | None
+) -> tuple[list[WorkplaceZoneRow], list[WorkplaceSensorRow]]:
+    """The zones of an enterprise (one, when ``zone_id`` is given) and their sensors with
+    their newest reading and open alerts. The caller's scope is the enterprise itself."""
+    params = {"enterprise_id": enterprise_id, "zone_id": zone_id}
+    async with conn.cursor(row_factory=class_row(WorkplaceZoneRow)) as cur:
+        await cur.execute(_WORKPLACE_ZONES, params)
+        zones = await cur.fetchall()
+    async with conn.cursor(row_factory=class_row(WorkplaceSensorRow)) as cur:
+        await cur.execute(_WORKPLACE_SENSORS, params)
+        sensors = await cur.fetchall()
+    return zones, sensors

@@ -34,11 +34,13 @@ def seed_reference(dsn: str, ref: ReferenceData) -> dict[str, int]:
         )
         cur.executemany(
             "INSERT INTO enterprises (id, name, name_ru, region_id, industry_code, oked, city,"
-            " lat, lon, workers) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " lat, lon, workers, emergency_phone)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, name_ru = EXCLUDED.name_ru,"
             " region_id = EXCLUDED.region_id, industry_code = EXCLUDED.industry_code,"
             " oked = EXCLUDED.oked, city = EXCLUDED.city, lat = EXCLUDED.lat,"
-            " lon = EXCLUDED.lon, workers = EXCLUDED.workers",
+            " lon = EXCLUDED.lon, workers = EXCLUDED.workers,"
+            " emergency_phone = EXCLUDED.emergency_phone",
             [
                 (
                     e.id,
@@ -51,6 +53,7 @@ def seed_reference(dsn: str, ref: ReferenceData) -> dict[str, int]:
                     e.lat,
                     e.lon,
                     e.workers,
+                    e.emergency_phone,
                 )
                 for e in ref.enterprises
             ],

@@ -8,7 +8,7 @@ The bridge forwards ``qorgau/v1/{enterprise_id}/app/{worker_id}/report`` as
      "id": "app-generated id",              # optional: makes redelivery idempotent
      "text": "free text",                   # optional for sos / man_down
      "zone_id": "E001-Z02",                 # optional; must be a zone of the enterprise
-     "location": {"lat": 50.07, "lon": 73.03},
+     "location": {"lat": 50.07, "lon": 73.03, "accuracy_m": 12},  # accuracy optional
      "photo_ref": "s3://bucket/key"}
 
 An SOS or a man-down report opens a critical ``sos`` alert at once.
@@ -34,12 +34,13 @@ from core.errors import InvalidReading
 from storage.detection import ReportRecord
 from stream.codec import parse_timestamp
 
-__all__ = ["REPORT_KINDS", "parse_report"]
+__all__ = ["MAX_ACCURACY_M", "MAX_TEXT", "REPORT_KINDS", "parse_report"]
 
 REPORT_KINDS = ("sos", "man_down", "incident", "near_miss", "hazard_observation")
 _URGENT = {"sos": "SOS", "man_down": "man down"}
 _FIELDS = {"type", "ts", "id", "text", "zone_id", "location", "photo_ref"}
 MAX_TEXT = 4000
+MAX_ACCURACY_M = 100_000.0  # a phone's GPS, or a cell tower's guess; beyond, no location
 
 
 def parse_report(
@@ -76,7 +77,7 @@ def parse_report(
             raise InvalidReading("bad_report", "zone_id must be a string")
         if zones is not None and zones.get(zone_id) != eid:
             raise InvalidReading("unknown_zone", f"zone {zone_id!r} is not a zone of {eid}")
-    lat = lon = None
+    lat = lon = accuracy = None
     location = payload.get("location")
     if location is not None:
         try:
@@ -87,6 +88,15 @@ def parse_report(
             math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180
         ):
             raise InvalidReading("bad_report", "location out of range")
+        if location.get("accuracy_m") is not None:
+            try:
+                accuracy = float(location["accuracy_m"])
+            except (TypeError, ValueError):
+                raise InvalidReading("bad_report", "location.accuracy_m must be metres") from None
+            if not (math.isfinite(accuracy) and 0 <= accuracy <= MAX_ACCURACY_M):
+                raise InvalidReading(
+                    "bad_report", f"location.accuracy_m must be 0 to {MAX_ACCURACY_M:g} m"
+                )
     photo = payload.get("photo_ref")
     if photo is not None and (not isinstance(photo, str) or len(photo) > 1000):
         raise InvalidReading("bad_report", "photo_ref must be a string reference")
@@ -94,7 +104,7 @@ def parse_report(
     if not isinstance(report_id, str) or not report_id:
         digest = hashlib.sha256(orjson.dumps([eid, wid, kind, ts.isoformat(), text])).hexdigest()
         report_id = f"r-{digest[:32]}"
-    record = ReportRecord(report_id, eid, wid, kind, ts, zone_id, text, lat, lon, photo)
+    record = ReportRecord(report_id, eid, wid, kind, ts, zone_id, text, lat, lon, photo, accuracy)
     if kind not in _URGENT:
         return record, None
     where = f" in zone {zone_id}" if zone_id else ""

@@ -36,7 +36,7 @@ from core.catalogue import Catalogue
 from core.errors import InvalidReading
 from core.types import Reading
 from storage import components
-from storage.detection import store_report
+from storage.detection import ReportStored, store_report
 from stream.codec import dead_letter, decode_envelope, normalise
 from stream.processing import BatchOutcome, BatchProcessor
 from stream.readiness import write_stats
@@ -340,20 +340,41 @@ class WorkerRuntime:
             await self._refuse(rec, rec.key, exc, rec.value)
             return
 
-        async def body(conn: psycopg.AsyncConnection[Any]) -> None:
-            await store_report(conn, record)
-            if alert is not None:
+        async def body(conn: psycopg.AsyncConnection[Any]) -> ReportStored:
+            stored = await store_report(conn, record)
+            # Only a report stored now raises its alert: the same report again (an app
+            # that sent it twice, a redelivery after the commit) must not open a second
+            # alert or tell anyone again. A redelivery whose first try rolled back stores
+            # it now; one whose publish went out before the rollback repeats that change
+            # exactly (same key, action and ts), which the notifier tells once.
+            if stored == "new" and alert is not None:
                 await apply_machine_events(conn, [alert], self.processor.lifecycle)
                 await self.publish([alert])
+            return stored
 
         try:
-            await self.transaction("report", body)
+            stored = await self.transaction("report", body)
         except TRANSIENT:
             raise
         except Exception as exc:  # the database refused this one report
             log.error("report cannot be stored", source=rec.source, exc_info=exc)
             await self.dead_letter(
                 rec.source, rec.key, "unprocessable", f"{type(exc).__name__}: {exc}", rec.value
+            )
+            return
+        if stored == "taken":
+            await self.dead_letter(
+                rec.source,
+                rec.key,
+                "report_id_taken",
+                f"report id {record.report_id!r} is another worker's report",
+                rec.value,
+                rec.kafka,
+            )
+            return
+        if stored == "again":
+            log.info(
+                "report stored before", enterprise=record.enterprise_id, report=record.report_id
             )
             return
         if alert is not None:

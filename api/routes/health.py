@@ -1,24 +1,25 @@
 """Liveness and readiness.
 
 ``/health`` says the process answers. ``/ready`` says it can do its job: it
-asks PostgreSQL for ``SELECT 1``, Kafka for cluster metadata, and the MQTT
-broker for a session (CONNECT, expect CONNACK 0, DISCONNECT), each bounded by
-`CHECK_TIMEOUT_S`, concurrently, and answers 503 unless all three succeed.
+asks PostgreSQL for ``SELECT 1``, Kafka for cluster metadata, and whether the
+API's own MQTT session (`api.mqtt.ReportPublisher`, which publishes workers'
+reports) is connected, each bounded by `CHECK_TIMEOUT_S`, concurrently, and
+answers 503 unless all three succeed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import ssl
 import time
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaClient
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from api.deps import Pool, PoolDep, SettingsDep
+from api.mqtt import ReportPublisher
 from api.schemas import CheckPublic, HealthPublic, ReadinessPublic
 from core.redaction import scrub
 from core.settings import Settings
@@ -31,53 +32,9 @@ router = APIRouter(tags=["health"])
 # The same liveness probe at the root, where load balancers look by default.
 lb_router = APIRouter(tags=["health"])
 
-# MQTT 3.1.1 (OASIS standard, section 3): fixed-header types and CONNACK codes.
-_CONNECT, _CONNACK, _DISCONNECT = 0x10, 0x20, 0xE0
-_CLEAN_SESSION, _PASSWORD_FLAG, _USERNAME_FLAG = 0x02, 0x40, 0x80
-_KEEP_ALIVE_S = 10
-_CONNACK_CODES = {
-    1: "unacceptable protocol version",
-    2: "client identifier rejected",
-    3: "server unavailable",
-    4: "bad user name or password",
-    5: "not authorized",
-}
-
 
 class _ProbeFailed(Exception):
     """A dependency answered, but not as a healthy one would."""
-
-
-def _mqtt_string(s: str) -> bytes:
-    data = s.encode("utf-8")
-    return len(data).to_bytes(2, "big") + data
-
-
-def _remaining_length(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def mqtt_connect_packet(client_id: str, username: str | None, password: str | None) -> bytes:
-    """An MQTT 3.1.1 CONNECT with a clean session.
-
-    >>> mqtt_connect_packet("q", None, None).hex(" ")
-    '10 0d 00 04 4d 51 54 54 04 02 00 0a 00 01 71'
-    """
-    flags = _CLEAN_SESSION
-    payload = _mqtt_string(client_id)
-    if username is not None:
-        flags |= _USERNAME_FLAG
-        payload += _mqtt_string(username)
-        if password is not None:
-            flags |= _PASSWORD_FLAG
-            payload += _mqtt_string(password)
-    body = _mqtt_string("MQTT") + bytes([4, flags]) + _KEEP_ALIVE_S.to_bytes(2, "big") + payload
-    return bytes([_CONNECT]) + _remaining_length(len(body)) + body
 
 
 async def _check_database(pool: Pool) -> None:
@@ -98,7 +55,14 @@ async def _check_kafka(bootstrap: str) -> None:
         await client.close()
 
 
-async def _check_mqtt(settings: Settings) -> None:
+async def _check_mqtt(publisher: ReportPublisher, settings: Settings) -> None:
+    """The API's own MQTT connection (`api.mqtt`) is up. Not a session of its own: the
+    broker binds the client id to the user name, so a second session as the API would
+    take the first one's place. When it is down, the broker's socket says why if it can
+    (refused, unreachable); otherwise the connection's own last error does."""
+    state = publisher.state()
+    if state.connected:
+        return
     tls = (
         ssl.create_default_context(
             cafile=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None
@@ -106,25 +70,11 @@ async def _check_mqtt(settings: Settings) -> None:
         if settings.mqtt_tls
         else None
     )
-    reader, writer = await asyncio.open_connection(settings.mqtt_host, settings.mqtt_port, ssl=tls)
-    try:
-        client_id = f"qorgau-ready-{secrets.token_hex(4)}"
-        writer.write(mqtt_connect_packet(client_id, settings.mqtt_username, settings.mqtt_password))
-        await writer.drain()
-        connack = await reader.readexactly(4)
-        if connack[0] != _CONNACK or connack[1] != 2:
-            raise _ProbeFailed(f"expected CONNACK, got {connack.hex(' ')}")
-        code = connack[3]
-        if code != 0:
-            reason = _CONNACK_CODES.get(code, "unknown reason")
-            raise _ProbeFailed(f"CONNACK refused the connection: code {code} ({reason})")
-        writer.write(bytes([_DISCONNECT, 0]))
-        await writer.drain()
-    finally:
-        writer.close()
-        # The broker may drop the socket first after DISCONNECT; that is fine.
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+    _reader, writer = await asyncio.open_connection(settings.mqtt_host, settings.mqtt_port, ssl=tls)
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    raise _ProbeFailed(f"the API has no MQTT session: {state.error}")
 
 
 async def _timed(probe: Callable[[], Awaitable[None]]) -> CheckPublic:
@@ -154,12 +104,15 @@ async def health() -> HealthPublic:
     summary="Readiness",
     responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": ReadinessPublic}},
 )
-async def ready(pool: PoolDep, settings: SettingsDep, response: Response) -> ReadinessPublic:
-    """Checks PostgreSQL, Kafka and MQTT; 200 if all answer, 503 (same body) otherwise."""
+async def ready(
+    request: Request, pool: PoolDep, settings: SettingsDep, response: Response
+) -> ReadinessPublic:
+    """Checks PostgreSQL, Kafka and the API's MQTT connection; 200 if all are up, 503 (same
+    body) otherwise."""
     database, kafka, mqtt = await asyncio.gather(
         _timed(lambda: _check_database(pool)),
         _timed(lambda: _check_kafka(settings.kafka_bootstrap)),
-        _timed(lambda: _check_mqtt(settings)),
+        _timed(lambda: _check_mqtt(request.app.state.publisher, settings)),
     )
     checks = {"database": database, "kafka": kafka, "mqtt": mqtt}
     all_ok = all(c.ok for c in checks.values())

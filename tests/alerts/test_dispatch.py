@@ -144,7 +144,8 @@ async def world(
                     apprise=True),
             _person(database_url, f"t-d{tag}-national", Role.CONTROL_ROOM, [], None, u,
                     push=True, webhook=True),
-            _person(database_url, f"t-d{tag}-worker10", Role.WORKER, [], "E010", u),
+            # worker10 opened the web app and allowed notifications: a Web Push subscription.
+            _person(database_url, f"t-d{tag}-worker10", Role.WORKER, [], "E010", u, push=True),
             _person(database_url, f"t-d{tag}-worker11", Role.WORKER, [], "E011", u),
         ]  # fmt: skip
         vapid_pem, _ = generate_vapid_key()
@@ -286,8 +287,19 @@ async def test_a_critical_gas_alert_reaches_exactly_the_right_people(world: Worl
         other_phone.close()
 
     paths = _paths(world.receiver)
-    # Web Push: the region's labour inspector and the national control room.
-    assert _who(world, [p for p in paths if p.startswith("/push/")]) == ["labour15", "national"]
+    # Web Push: the region's labour inspector, the national control room, and the worker's
+    # browser (the evacuation notice, as on the app).
+    assert _who(world, [p for p in paths if p.startswith("/push/")]) == [
+        "labour15",
+        "national",
+        "worker10",
+    ]
+    evacuate = _decrypt(world, f"/push/t-d{world.tag}-worker10")
+    assert (evacuate["purpose"], evacuate["enterprise_id"], evacuate["zone_id"]) == (
+        "evacuate",
+        "E010",
+        "E010-Z01",
+    )
     # Webhooks: the region's labour inspectors (the head is one too), the enterprise's safety
     # officer and the national control room (critical alerts).
     assert _who(world, [p for p in paths if p.startswith("/hook/")]) == [

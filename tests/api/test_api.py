@@ -407,6 +407,7 @@ def _mosquitto_listening() -> bool:
 @pytest.mark.skipif(not _mosquitto_listening(), reason="no MQTT broker on 127.0.0.1:1883")
 async def test_ready_mqtt_ok_against_real_broker(database_url: str) -> None:
     async with _serve(_settings(database_url, mqtt_url="mqtt://127.0.0.1:1883")) as client:
+        await _ready_mqtt(client, ok=True)  # the API's session connects in the background
         r = await client.get("/api/v1/ready")
     assert r.status_code == 503  # Kafka is still pointed at a closed port
     checks = r.json()["checks"]
@@ -415,21 +416,41 @@ async def test_ready_mqtt_ok_against_real_broker(database_url: str) -> None:
     _assert_check(checks["kafka"], ok=False)
 
 
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    """MQTT's variable byte integer at ``data[at:]``: (value, index after it)."""
+    value, shift = 0, 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, at
+
+
 @asynccontextmanager
 async def _fake_broker(connack: bytes | None) -> AsyncIterator[tuple[int, list[bytes]]]:
-    """A one-shot MQTT peer: records what it receives, answers ``connack`` (or nothing)."""
+    """An MQTT peer: records every CONNECT it receives and answers ``connack`` (or nothing),
+    then holds the connection until the client leaves."""
     received: list[bytes] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        header = await reader.readexactly(2)  # remaining length < 128 for our CONNECT
-        received.append(header + await reader.readexactly(header[1]))
-        if connack is None:
-            await reader.read()  # never answer; wait until the client gives up
-        else:
-            writer.write(connack)
-            await writer.drain()
-            received.append(await reader.read(2))  # DISCONNECT, or b"" if the client just left
-        writer.close()
+        try:
+            first = await reader.readexactly(1)
+            length = bytearray()
+            while not length or length[-1] & 0x80:
+                length += await reader.readexactly(1)
+            size, _ = _varint(bytes(length), 0)
+            received.append(first + bytes(length) + await reader.readexactly(size))
+            if connack is not None:
+                writer.write(connack)
+                await writer.drain()
+            while await reader.read(1024):  # PINGREQ, DISCONNECT...: until the client leaves
+                pass
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     try:
@@ -438,55 +459,80 @@ async def _fake_broker(connack: bytes | None) -> AsyncIterator[tuple[int, list[b
         server.close()
 
 
+async def _ready_mqtt(client: httpx.AsyncClient, *, ok: bool) -> dict[str, Any]:
+    """/ready's MQTT check once it says ``ok`` (the API connects in the background)."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        mqtt = (await client.get("/api/v1/ready")).json()["checks"]["mqtt"]
+        if mqtt["ok"] is ok or asyncio.get_running_loop().time() > deadline:
+            return mqtt  # type: ignore[no-any-return]
+        await asyncio.sleep(0.1)
+
+
+_CONNACK_V5_OK = bytes([0x20, 0x03, 0x00, 0x00, 0x00])
+
+
 @pytest.mark.parametrize(
-    ("userinfo", "flags", "credentials"),
+    ("userinfo", "flags", "client_id", "credentials"),
     [
-        ("", 0x02, b""),  # clean session only
-        ("ops@", 0x80 | 0x02, b"\x00\x03ops"),
-        ("ops:s3cret@", 0x80 | 0x40 | 0x02, b"\x00\x03ops\x00\x06s3cret"),
+        ("", 0x02, None, b""),  # clean start only; a random client id
+        ("ops@", 0x80 | 0x02, "ops", b"\x00\x03ops"),
+        ("ops:s3cret@", 0x80 | 0x40 | 0x02, "ops", b"\x00\x03ops\x00\x06s3cret"),
     ],
 )
-async def test_ready_mqtt_speaks_mqtt_311(
-    database_url: str, userinfo: str, flags: int, credentials: bytes
+async def test_ready_mqtt_is_the_apis_own_mqtt5_session(
+    database_url: str, userinfo: str, flags: int, client_id: str | None, credentials: bytes
 ) -> None:
-    async with _fake_broker(bytes([0x20, 0x02, 0x00, 0x00])) as (port, received):
+    async with _fake_broker(_CONNACK_V5_OK) as (port, received):
         settings = _settings(database_url, mqtt_url=f"mqtt://{userinfo}127.0.0.1:{port}")
         async with _serve(settings) as client:
-            r = await client.get("/api/v1/ready")
-    _assert_check(r.json()["checks"]["mqtt"], ok=True)
-    connect, disconnect = received
+            _assert_check(await _ready_mqtt(client, ok=True), ok=True)
+            for _ in range(3):  # readiness asks the session; it opens none of its own
+                _assert_check((await client.get("/api/v1/ready")).json()["checks"]["mqtt"], ok=True)
+    (connect,) = received
     assert connect[0] == 0x10
-    assert connect[1] == len(connect) - 2
-    assert connect[2:8] == b"\x00\x04MQTT"
-    assert connect[8] == 4  # protocol level 3.1.1
-    assert connect[9] == flags
-    assert connect[10:12] == (10).to_bytes(2, "big")  # keep-alive, seconds
-    client_id_len = int.from_bytes(connect[12:14], "big")
-    client_id = connect[14 : 14 + client_id_len].decode()
-    assert client_id.startswith("qorgau-ready-")
-    assert len(client_id) > len("qorgau-ready-")
-    assert connect[14 + client_id_len :] == credentials
-    assert disconnect == b"\xe0\x00"
+    size, at = _varint(connect, 1)
+    assert size == len(connect) - at
+    assert connect[at : at + 6] == b"\x00\x04MQTT"
+    assert connect[at + 6] == 5  # MQTT 5: a refused publish is heard in its PUBACK
+    assert connect[at + 7] == flags
+    _properties, at = _varint(connect, at + 10)
+    at += _properties
+    id_len = int.from_bytes(connect[at : at + 2], "big")
+    sent_id = connect[at + 2 : at + 2 + id_len].decode()
+    if client_id is None:
+        assert sent_id.startswith("qorgau-api-") and len(sent_id) > len("qorgau-api-")
+    else:
+        assert sent_id == client_id  # the broker binds it to the user name anyway
+    assert connect[at + 2 + id_len :] == credentials
 
 
 async def test_ready_mqtt_reports_refused_connack(database_url: str) -> None:
-    async with _fake_broker(bytes([0x20, 0x02, 0x00, 0x05])) as (port, _):
+    not_authorized = bytes([0x20, 0x03, 0x00, 0x87, 0x00])
+    async with _fake_broker(not_authorized) as (port, _):
         settings = _settings(database_url, mqtt_url=f"mqtt://127.0.0.1:{port}")
         async with _serve(settings) as client:
+            mqtt = await _ready_mqtt(client, ok=False)
+            deadline = asyncio.get_running_loop().time() + 10
+            while "Not authorized" not in (mqtt["error"] or ""):
+                assert asyncio.get_running_loop().time() < deadline, mqtt
+                await asyncio.sleep(0.1)
+                mqtt = (await client.get("/api/v1/ready")).json()["checks"]["mqtt"]
             r = await client.get("/api/v1/ready")
     assert r.status_code == 503
-    mqtt = r.json()["checks"]["mqtt"]
     _assert_check(mqtt, ok=False)
-    assert "code 5 (not authorized)" in mqtt["error"]
+    assert "CONNACK refused the connection: Not authorized" in mqtt["error"]
 
 
-async def test_ready_mqtt_times_out_after_3_s(database_url: str) -> None:
-    async with _fake_broker(None) as (port, _):
+async def test_ready_mqtt_is_down_at_once_while_the_broker_does_not_answer(
+    database_url: str,
+) -> None:
+    async with _fake_broker(None) as (port, _received):
         settings = _settings(database_url, mqtt_url=f"mqtt://127.0.0.1:{port}")
         async with _serve(settings) as client:
             r = await client.get("/api/v1/ready")
     assert r.status_code == 503
     mqtt = r.json()["checks"]["mqtt"]
     assert mqtt["ok"] is False
-    assert mqtt["error"] == "no answer within 3 s"
-    assert 2900 <= mqtt["latency_ms"] < 4000
+    assert "the API has no MQTT session" in mqtt["error"]
+    assert mqtt["latency_ms"] < 1000  # its own state: no waiting for a broker that is silent

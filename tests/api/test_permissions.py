@@ -28,6 +28,9 @@ from core.access import Role, Scope
 from core.alarms import AlertAction, AlertEvent, AlertKind, Severity
 from core.settings import Settings
 from storage.deliveries import AttemptRecord, create_delivery, finish_attempt
+from storage.detection import ReportRecord, store_report
+from storage.reports import save_photo
+from tests.alerts.conftest import free_port
 from tests.asgi import serve
 from tests.people import SCOPED_USERS, bearer, ensure_user
 
@@ -47,7 +50,7 @@ class Item:
     allowed: frozenset[int] = frozenset({200})
     # Roles refused whatever the object (403: the answer depends on the role alone).
     refused: frozenset[Role] = frozenset()
-    # A body that is not JSON (a CSV roster), and its content type.
+    # A body that is not JSON (a CSV roster, a photo's bytes), and its content type.
     content: Callable[[str], bytes] | None = None
     content_type: str = "text/csv"
 
@@ -64,6 +67,18 @@ class Listing:
 
 
 @dataclass(frozen=True)
+class RoleOnly:
+    """An endpoint about the caller's own enterprise (none in its URL) that only ``roles``
+    may call: ``allowed`` for them, 403 for the rest."""
+
+    url: str
+    roles: frozenset[Role]
+    allowed: frozenset[int]
+    method: str = "GET"
+    body: Callable[[], Json] | None = None
+
+
+@dataclass(frozen=True)
 class AdminOnly:
     """An endpoint for admins alone, whatever the object: 200 for an admin, 403 for the rest."""
 
@@ -72,6 +87,11 @@ class AdminOnly:
 
 # One alert per enterprise, opened by the `alerts_everywhere` fixture: enterprise -> id.
 ALERT_OF: dict[str, int] = {}
+# One report per enterprise (with a photo), stored by the `reports_everywhere` fixture;
+# E003's is t-worker-e003's own, every other one another worker's.
+REPORT_OF: dict[str, str] = {}
+_JPEG = bytes.fromhex("ffd8ffe000104a46494600") + bytes(64)
+_ONLY_WORKERS = frozenset(Role) - {Role.WORKER}
 # One logged delivery, made by the `a_delivery` fixture.
 DELIVERY: dict[str, int] = {}
 _ACTS = frozenset({200, 409})  # done, or already done by someone before
@@ -88,7 +108,7 @@ def _roster(enterprise: str) -> bytes:
 
 
 # (method, path template) -> how to probe it.
-MATRIX: dict[tuple[str, str], Item | Listing | AdminOnly] = {
+MATRIX: dict[tuple[str, str], Item | Listing | RoleOnly | AdminOnly] = {
     ("GET", "/api/v1/regions"): Listing(
         "/api/v1/regions",
         # A region's count is the number of enterprises of the scope in it.
@@ -145,6 +165,38 @@ MATRIX: dict[tuple[str, str], Item | Listing | AdminOnly] = {
         "POST",
         refused=_NOT_KEEPERS,
     ),
+    ("POST", "/api/v1/reports"): RoleOnly(
+        "/api/v1/reports",
+        frozenset({Role.WORKER}),
+        # No broker in this module: a worker is let in, and told to send it again.
+        frozenset({202, 503}),
+        "POST",
+        lambda: {
+            "report_id": str(uuid.uuid4()),
+            "kind": "sos",
+            "ts": datetime.now(UTC).isoformat(),
+        },
+    ),
+    ("GET", "/api/v1/reports"): Listing(
+        "/api/v1/reports",
+        lambda body: [r["enterprise_id"] for r in body["items"]],
+        params={"kind": "near_miss", "limit": "500"},
+    ),
+    ("GET", "/api/v1/reports/{report_id}"): Item(lambda e: f"/api/v1/reports/{REPORT_OF[e]}"),
+    ("GET", "/api/v1/reports/{report_id}/photo"): Item(
+        lambda e: f"/api/v1/reports/{REPORT_OF[e]}/photo"
+    ),
+    ("POST", "/api/v1/reports/{report_id}/photo"): Item(
+        lambda e: f"/api/v1/reports/{REPORT_OF[e]}/photo",
+        "POST",
+        allowed=frozenset({201}),
+        refused=_ONLY_WORKERS,
+        content=lambda _e: _JPEG,
+        content_type="image/jpeg",
+    ),
+    ("GET", "/api/v1/me/workplace"): RoleOnly(
+        "/api/v1/me/workplace", frozenset({Role.WORKER}), frozenset({200})
+    ),
     ("GET", "/api/v1/deliveries"): AdminOnly(lambda: "/api/v1/deliveries"),
     ("GET", "/api/v1/deliveries/{delivery_id}"): AdminOnly(
         lambda: f"/api/v1/deliveries/{DELIVERY['id']}"
@@ -178,7 +230,12 @@ SELF = {
 
 
 def _settings(database_url: str) -> Settings:
-    return Settings(_env_file=None, database_url=database_url)  # type: ignore[call-arg]
+    # No MQTT broker: nothing any caller does here may be published anywhere.
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=database_url,
+        mqtt_url=f"mqtt://127.0.0.1:{free_port()}",
+    )
 
 
 def _routes(settings: Settings) -> set[tuple[str, str]]:
@@ -227,6 +284,33 @@ async def alerts_everywhere(database_url: str, enterprises: dict[str, str]) -> d
         ALERT_OF.update(dict(await cur.fetchall()))
     assert set(ALERT_OF) == set(enterprises)
     return ALERT_OF
+
+
+@pytest.fixture(scope="module")
+async def reports_everywhere(database_url: str, enterprises: dict[str, str]) -> dict[str, str]:
+    """A near-miss report with a photo in every enterprise; E003's by t-worker-e003."""
+    t = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        for e in enterprises:
+            report_id = str(uuid.uuid4())
+            worker = "t-worker-e003" if e == "E003" else f"matrix-worker-{e.lower()}"
+            await store_report(
+                conn,
+                ReportRecord(
+                    report_id, e, worker, "near_miss", t, None, "matrix", None, None, None
+                ),
+            )
+            await save_photo(
+                conn,
+                report_id=report_id,
+                content_type="image/jpeg",
+                data=_JPEG,
+                sha256="0" * 64,
+                photo_ref=f"/api/v1/reports/{report_id}/photo",
+            )
+            REPORT_OF[e] = report_id
+        await conn.commit()
+    return REPORT_OF
 
 
 @pytest.fixture(scope="module")
@@ -285,11 +369,12 @@ async def test_every_endpoint_is_in_the_matrix(database_url: str) -> None:
 async def test_data_endpoints_refuse_callers_without_a_token(
     app_client: tuple[httpx.AsyncClient, Settings],
     alerts_everywhere: dict[str, int],
+    reports_everywhere: dict[str, str],
     a_delivery: int,
 ) -> None:
     client, _ = app_client
     for (method, _path), probe in MATRIX.items():
-        if isinstance(probe, Listing):
+        if isinstance(probe, Listing | RoleOnly):
             url = probe.url
         elif isinstance(probe, AdminOnly):
             url = probe.url()
@@ -309,6 +394,7 @@ async def test_no_object_leaks_out_of_scope(
     enterprises: dict[str, str],
     app_client: tuple[httpx.AsyncClient, Settings],
     alerts_everywhere: dict[str, int],
+    reports_everywhere: dict[str, str],
     a_delivery: int,
 ) -> None:
     client, settings = app_client
@@ -327,6 +413,14 @@ async def test_no_object_leaks_out_of_scope(
             assert r.status_code == expected, (username, method, path, r.status_code, r.text)
             if expected == 403:
                 assert set(r.json()) == {"detail"}, r.text
+            continue
+        if isinstance(probe, RoleOnly):
+            body = probe.body() if probe.body else None
+            r = await client.request(method, probe.url, json=body, headers=headers)
+            if role in probe.roles:
+                assert r.status_code in probe.allowed, (username, method, path, r.text)
+            else:
+                assert r.status_code == 403, (username, method, path, r.status_code, r.text)
             continue
         if isinstance(probe, Listing):
             r = await client.request(method, probe.url, params=probe.params, headers=headers)
