@@ -782,6 +782,7 @@
         if (e.data?.type === "open" && typeof e.data.hash === "string") location.hash = e.data.hash;
         if (e.data?.type === "push" && e.data.data?.purpose === "evacuate") showEvacuation(e.data.data);
       });
+      navigator.serviceWorker.startMessages();
     } catch { /* no service worker (e.g. plain http on another host): the app still works online */ }
   }
   $("update-button").addEventListener("click", () => {

@@ -69,10 +69,12 @@ self.addEventListener("push", (event) => {
     data: { hash: targetOf(data), purpose: data.purpose || "alert" },
   };
   event.waitUntil((async () => {
-    await self.registration.showNotification(data.title || "Qorgau", options);
-    for (const client of await self.clients.matchAll({ type: "window" })) {
+    // An open app shows it at once (an evacuation takes its whole screen), whatever
+    // happens to the notification.
+    for (const client of await self.clients.matchAll({ type: "window", includeUncontrolled: true })) {
       client.postMessage({ type: "push", data });
     }
+    await self.registration.showNotification(data.title || "Qorgau", options);
   })());
 });
 
