@@ -358,3 +358,45 @@ def test_an_officer_imports_workers_and_a_worker_activates_with_the_code(
             f"{base}/api/v1/login/activate", json={"code": code, "password": "another one 12345"}
         )
         assert again.status_code == 401
+
+
+def test_a_worker_sees_the_air_of_their_workplace_in_words(pages_database_url: str) -> None:
+    """Fresh readings of E001's first zone, one CO sensor past its critical level: the page
+    says so in red and in words, the others green, with SOS and the emergency line."""
+    url = pages_database_url
+    worker = ensure_user(url, "t-app-worker-view", Role.WORKER, [], "E001")
+    now = datetime.now(UTC)
+    with psycopg.connect(url) as conn:
+        zone = conn.execute("SELECT zone_id FROM sensors WHERE id = 'E001-S01'").fetchone()
+        assert zone is not None
+        conn.execute("UPDATE users SET zone_id = %s WHERE id = %s", (zone[0], worker.id))
+        for sensor, hazard, value, unit in (
+            ("E001-S01", "co", 150.0, "mg/m3"),  # critical: 100 mg/m3
+            ("E001-S02", "co", 4.0, "mg/m3"),
+            ("E001-S03", "temperature", 24.0, "degC"),
+        ):
+            conn.execute(
+                "INSERT INTO readings (sensor_id, ts, enterprise_id, hazard, value, unit,"
+                " raw_value, raw_unit) VALUES (%s, %s, 'E001', %s, %s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                (sensor, now, hazard, value, unit, value, unit),
+            )
+    with serve_api(_settings(url)) as base, chromium() as browser:
+        for name, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
+            context = _context(browser, base, viewport)
+            page = context.new_page()
+            _sign_in(page, worker.username)
+            page.wait_for_selector("section.state")
+            assert "red" in page.get_attribute("section.state", "class")
+            assert page.locator("ul.sensors li.danger", has_text="150").count() == 1
+            assert page.locator("ul.sensors li.ok").count() >= 1
+            assert page.locator("a.call[href^='tel:+7']").count() >= 1
+            assert page.is_visible("#sos") and page.is_visible("#man-down")
+            width = page.evaluate("() => document.documentElement.scrollWidth")
+            assert width <= viewport["width"], f"{name}: {width}px wide"
+            page.screenshot(path=str(artifact(f"app-worker-workplace-{name}.png")))
+            # SOS asks first: cancelling sends nothing.
+            page.click("#sos")
+            page.click("#confirm-cancel")
+            assert page.evaluate("() => localStorage.getItem('qorgau.app.outbox')") in (None, "[]")
+            context.close()
