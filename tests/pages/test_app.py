@@ -42,6 +42,13 @@ def _sign_in(page: Any, username: str) -> None:
     page.wait_for_selector("#main:not([hidden])")
 
 
+def _go(page: Any, view: str) -> None:
+    """Open ``view`` (a hash) in the signed-in app and wait until it has been drawn."""
+    before = page.evaluate("() => window.qorgauApp.renders")
+    page.evaluate("(h) => { location.hash = h; }", view)
+    page.wait_for_function(f"() => window.qorgauApp.renders > {before}")
+
+
 def _alert_id(url: str, sensor: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute(
@@ -92,9 +99,14 @@ def test_an_officer_sees_their_enterprise_and_acts_on_phone_and_desktop(
         page.wait_for_selector("#resolve", state="detached")
         history = page.inner_text("ol.history")
         page.screenshot(path=str(artifact("app-alert-resolved-phone.png")), full_page=True)
-        # Someone else's alarm by its number: the API says 404, the page says so.
-        page.goto(f"/app/#/alerts/{theirs}")
-        page.wait_for_selector("#view .error")
+        # Someone else's alarm, enterprise or sensor by its id: the API says 404, and so
+        # does the page, with nothing of theirs on it.
+        for view in (f"#/alerts/{theirs}", "#/enterprises/E002", "#/sensors/E002-S01"):
+            _go(page, view)
+            assert page.locator("#view .error").count() == 1, view
+            assert "Kulsary" not in page.inner_text("#view"), view  # E002's name
+        _go(page, "#/enterprises")
+        assert page.locator("#view a[href^='#/enterprises/']").count() == 1
         assert page.evaluate("() => window.pwned") is None
         context.close()
     assert "<script>" in history  # shown as text
@@ -189,6 +201,24 @@ def test_an_inspector_enables_push_and_the_worker_shows_an_alarm(pages_database_
         assert first["title"] == payload["title"] and first["body"] == payload["body"]
         assert first["sticky"] is True  # critical: stays until someone looks
         assert first["data"]["hash"] == "#/alerts?status=all&sensor_id=E001-S01"
+        # Tapping it: the DevTools protocol cannot tap a notification, so its click is
+        # dispatched inside the service worker on the notification it showed; the open app
+        # goes to that sensor's alarms.
+        page.goto("/app/#/settings")
+        (worker,) = [w for w in context.service_workers if w.url.endswith("/app/sw.js")]
+        worker.evaluate(
+            """() => self.registration.getNotifications().then(([n]) =>
+                 self.dispatchEvent(new NotificationEvent("notificationclick", {notification: n})))"""
+        )
+        page.wait_for_function("() => location.hash.includes('sensor_id=E001-S01')")
+        page.wait_for_selector("#filters")
+        assert (
+            page.evaluate(
+                "() => navigator.serviceWorker.ready.then(r => r.getNotifications())"
+                ".then(ns => ns.filter(n => n.tag === 'E001-S01|threshold|t').length)"
+            )
+            == 0
+        )  # closed by the tap
 
         # Signing out: this phone is no longer told, and the session is over.
         access = page.evaluate("() => window.qorgauApp.state.access")
