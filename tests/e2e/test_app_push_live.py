@@ -1,0 +1,149 @@
+"""An inspector's phone told of a critical reading, the whole way, on the running stack.
+
+Headless Chromium cannot reach a browser push service, so the path is split where the
+push service would be, and every piece is real: the reading is published over MQTT; the
+notifier sends the Web Push (encrypted for a subscription made from this test's keys) to
+a local push service, which the test decrypts with the subscription's private key; that
+payload is handed to the app's service worker through the DevTools protocol, as a push
+service would deliver it; the notification is shown, a tap opens the sensor's alarms, and
+the inspector acknowledges and resolves the alarm from the page."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import http_ece
+import orjson
+import psycopg
+
+from core.access import Role
+from edge.publisher import reading_topic
+from qorgau.launcher import Stack
+from tests.alerts.conftest import subscription_keys
+from tests.browser import PASSWORD, artifact, chromium, serve_api
+from tests.e2e.devices import publisher
+from tests.people import ensure_user
+
+PHONE = {"width": 360, "height": 740}
+
+
+class _PushService(BaseHTTPRequestHandler):
+    """A push service that takes every message (201) and keeps it with when it came."""
+
+    received: ClassVar[list[tuple[float, str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.received.append((time.monotonic(), self.path, body))
+        self.send_response(201)
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        return
+
+
+def test_a_critical_reading_becomes_a_notification_that_opens_the_alarm(stack: Stack) -> None:
+    dsn = stack.settings.database_url
+    assert dsn is not None
+    tag = uuid.uuid4().hex[:6]
+    inspector = ensure_user(dsn, f"t-push-{tag}", Role.LABOUR_INSPECTOR, ["KZ-79"], tags=["duty"])
+    key, p256dh, auth, auth_b64 = subscription_keys()
+    service = ThreadingHTTPServer(("127.0.0.1", 0), _PushService)
+    threading.Thread(target=service.serve_forever, daemon=True).start()
+    path = f"/push/{tag}"
+    try:
+        with psycopg.connect(dsn) as conn:
+            conn.execute(
+                "INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth)"
+                " VALUES (%s, %s, %s, %s)",
+                (inspector.id, f"http://127.0.0.1:{service.server_port}{path}", p256dh, auth_b64),
+            )
+        ts = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        pub = publisher(stack, "E005")
+        published = time.monotonic()
+        pub.publish(
+            reading_topic("E005", "E005-S18"),
+            orjson.dumps({"ts": ts, "hazard": "co", "value": 150.0, "unit": "mg/m3", "seq": 1}),
+        )
+        assert pub.wait_acked(timeout_s=10)
+        pub.close()
+        deadline = time.monotonic() + 30
+        while not [r for r in _PushService.received if r[1] == path]:
+            assert time.monotonic() < deadline, "no push reached the push service"
+            time.sleep(0.02)
+        (at, _path, body) = next(r for r in _PushService.received if r[1] == path)
+    finally:
+        service.shutdown()
+    took = at - published
+    payload = orjson.loads(
+        http_ece.decrypt(body, private_key=key, auth_secret=auth, version="aes128gcm")
+    )
+    assert (payload["sensor_id"], payload["severity"]) == ("E005-S18", "critical")
+    assert took < 2.0, f"{took:.2f} s from the broker's PUBACK to the push service"
+
+    with serve_api(stack.settings_for("api")) as base, chromium() as browser:
+        context = browser.new_context(viewport=PHONE, base_url=base)  # type: ignore[attr-defined]
+        context.grant_permissions(["notifications"], origin=base)
+        page = context.new_page()
+        page.goto("/app/")
+        page.fill("#username", inspector.username)
+        page.fill("#password", PASSWORD)
+        page.click("#login-button")
+        page.wait_for_selector("#main:not([hidden])")
+        assert page.evaluate("() => navigator.serviceWorker.ready.then(r => !!r.active)")
+        cdp = context.new_cdp_session(page)
+        found: list[str] = []
+        cdp.on(
+            "ServiceWorker.workerRegistrationUpdated",
+            lambda e: found.extend(
+                r["registrationId"] for r in e["registrations"] if r["scopeURL"].endswith("/app/")
+            ),
+        )
+        cdp.send("ServiceWorker.enable")
+        while not found:
+            page.wait_for_timeout(50)
+        cdp.send(
+            "ServiceWorker.deliverPushMessage",
+            {"origin": base, "registrationId": found[0], "data": json.dumps(payload)},
+        )
+        (worker,) = [w for w in context.service_workers if w.url.endswith("/app/sw.js")]
+        shown: list[str] = []
+        deadline = time.monotonic() + 5
+        while not shown:
+            assert time.monotonic() < deadline, "the service worker showed nothing"
+            page.wait_for_timeout(50)
+            shown = worker.evaluate(
+                "() => self.registration.getNotifications().then(ns => ns.map(n => n.title))"
+            )
+        assert shown == [payload["title"]]
+        worker.evaluate(
+            """() => self.registration.getNotifications().then(([n]) =>
+                 self.dispatchEvent(new NotificationEvent("notificationclick", {notification: n})))"""
+        )
+        page.wait_for_function("() => location.hash.includes('sensor_id=E005-S18')")
+        page.locator("ul.alerts li a").first.click()
+        page.wait_for_selector("#ack")
+        page.click("#ack")
+        page.wait_for_function("() => !document.getElementById('ack')")
+        page.select_option("#reason", "drill")
+        page.click("#resolve")
+        page.wait_for_selector("#resolve", state="detached")
+        page.screenshot(path=str(artifact("app-inspector-resolved-phone.png")), full_page=True)
+        context.close()
+    with psycopg.connect(dsn) as conn:
+        actions = [
+            r[0]
+            for r in conn.execute(
+                "SELECT h.action FROM alert_history h JOIN alerts a ON a.id = h.alert_id"
+                " WHERE a.sensor_id = 'E005-S18' AND h.actor_id = %s ORDER BY h.id",
+                (inspector.id,),
+            )
+        ]
+    assert actions[-2:] == ["acknowledge", "resolve"], actions
+    print(f"broker PUBACK to the inspector's push service: {took:.2f} s")
