@@ -430,3 +430,42 @@ def test_a_worker_sees_the_air_of_their_workplace_in_words(pages_database_url: s
             page.click("#confirm-cancel")
             assert page.evaluate("() => localStorage.getItem('qorgau.app.outbox')") in (None, "[]")
             context.close()
+
+
+def test_a_new_release_is_offered_and_takes_over_when_the_person_says_so(
+    pages_database_url: str, monkeypatch: Any
+) -> None:
+    """A new release is a new service worker (the API stamps it with a digest of the app's
+    files): the open app offers it, keeps running the old one until *Update* is tapped,
+    then reloads once under the new one, whose cache replaced the old."""
+    import api.pages
+
+    with serve_api(_settings(pages_database_url)) as base, chromium() as browser:
+        context = _context(browser, base, PHONE)
+        page = context.new_page()
+        page.goto("/app/")
+        assert page.evaluate("() => navigator.serviceWorker.ready.then(r => !!r.active)")
+        old = f"qorgau-app-{api.pages.app_version()}"
+        assert page.evaluate("() => caches.keys()") == [old]
+        page.reload()
+        page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+        assert page.is_hidden("#update")
+
+        monkeypatch.setattr(api.pages, "app_version", lambda: "next-release")
+        page.evaluate(
+            "() => navigator.serviceWorker.getRegistration('/app/').then(r => r.update())"
+        )
+        page.wait_for_selector("#update:not([hidden])")
+        page.screenshot(path=str(artifact("app-update-offered-phone.png")))
+        # Not switched under the person's fingers: the old worker still controls the page.
+        assert page.evaluate("() => caches.keys()").count(old) == 1
+        page.wait_for_timeout(500)
+        assert page.evaluate("() => window.qorgauApp.state.updating") is False
+        with page.expect_navigation():
+            page.click("#update-button")
+        page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+        deadline = time.monotonic() + 10
+        while page.evaluate("() => caches.keys()") != ["qorgau-app-next-release"]:
+            assert time.monotonic() < deadline, page.evaluate("() => caches.keys()")
+            page.wait_for_timeout(100)
+        context.close()
