@@ -31,6 +31,7 @@ from pydantic import AfterValidator, AwareDatetime
 from api.security import InvalidToken, TokenClaims, TokenSigner
 from core.access import ALERT_ACTORS, Role, Scope
 from core.catalogue import Catalogue
+from core.limits import Limits
 from core.settings import Settings
 from storage import people
 from storage.people import UserRow
@@ -49,6 +50,7 @@ __all__ = [
     "ConnDep",
     "CurrentUser",
     "Instant",
+    "LimitsDep",
     "Pool",
     "PoolDep",
     "ScopeDep",
@@ -212,6 +214,10 @@ def get_catalogue(request: Request) -> Catalogue:
     return cast(Catalogue, request.app.state.catalogue)
 
 
+def get_limits(request: Request) -> Limits:
+    return cast(Limits, request.app.state.limits)
+
+
 def get_signer(request: Request) -> TokenSigner:
     return cast(TokenSigner, request.app.state.signer)
 
@@ -231,6 +237,7 @@ async def get_conn(pool: PoolDep) -> AsyncIterator[AsyncConnection[Any]]:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
+LimitsDep = Annotated[Limits, Depends(get_limits)]
 ConnDep = Annotated[AsyncConnection[Any], Depends(get_conn)]
 SignerDep = Annotated[TokenSigner, Depends(get_signer)]
 

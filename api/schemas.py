@@ -28,6 +28,7 @@ from alerts.channels.webpush import b64url
 from alerts.lifecycle import MAX_COMMENT, Resolution
 from api.security import MAX_PASSWORD_LENGTH, TokenPair
 from core.catalogue import Catalogue
+from core.limits import Limits
 from core.redaction import redact_address, scrub
 from core.roster import RowError
 from storage.accounts import IssuedCode, WorkerRow
@@ -179,10 +180,30 @@ class SensorPublic(_Public):
         description="Latest stored value, in the hazard's canonical unit (see `unit`)."
         + _NOT_FINITE
     )
+    exposure_at: datetime | None = Field(
+        description="End of the newest minute of exposure figures; null without any."
+    )
+    twa: Finite = Field(
+        description="Time-weighted average over the shift so far, in `unit`." + _NOT_FINITE
+    )
+    stel: Finite = Field(description="Average of the last 15 minutes, in `unit`." + _NOT_FINITE)
+    twa_limit: Finite = Field(
+        description="The shift-average limit (its warning level), in `unit`; null if none."
+    )
+    stel_limit: Finite = Field(
+        description="The 15-minute limit (its warning level), in `unit`; null if none."
+    )
 
     @classmethod
-    def from_row(cls, row: SensorRow, catalogue: Catalogue) -> SensorPublic:
+    def from_row(
+        cls, row: SensorRow, catalogue: Catalogue, limits: Limits | None = None
+    ) -> SensorPublic:
         hazard = catalogue.get(row.hazard)
+        levels = {
+            r.kind.value: r.warning
+            for r in (limits.rules(row.hazard) if limits is not None else [])
+            if r.kind.value in ("twa", "stel")
+        }
         return cls(
             id=row.id,
             enterprise_id=row.enterprise_id,
@@ -195,6 +216,11 @@ class SensorPublic(_Public):
             model=row.model,
             last_reading_at=row.last_ts,
             last_value=row.last_value,
+            exposure_at=row.exposure_ts,
+            twa=row.twa,
+            stel=row.stel,
+            twa_limit=levels.get("twa"),
+            stel_limit=levels.get("stel"),
         )
 
 

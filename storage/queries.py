@@ -89,6 +89,9 @@ class SensorRow:
     model: str
     last_ts: datetime | None
     last_value: float | None
+    exposure_ts: datetime | None = None  # the newest minute of exposures
+    twa: float | None = None  # shift average so far, canonical unit (dB(A) for noise)
+    stel: float | None = None  # 15-minute average
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +165,8 @@ _GET_ENTERPRISE = _ENTERPRISE_COLUMNS + f"WHERE e.id = %(enterprise_id)s AND {IN
 # The latest reading per sensor is one backward step on the (sensor_id, ts) primary key.
 _SENSOR_COLUMNS = """
 SELECT s.id, s.enterprise_id, s.zone_id, z.name AS zone_name, s.hazard, s.interval_s,
-       s.gateway, s.model, last.ts AS last_ts, last.value AS last_value
+       s.gateway, s.model, last.ts AS last_ts, last.value AS last_value,
+       x.ts AS exposure_ts, x.twa, x.stel
 FROM sensors s
 JOIN zones z ON z.id = s.zone_id
 JOIN enterprises e ON e.id = s.enterprise_id
@@ -172,6 +176,12 @@ LEFT JOIN LATERAL (
     ORDER BY r.ts DESC
     LIMIT 1
 ) AS last ON true
+LEFT JOIN LATERAL (
+    SELECT x.ts, x.twa, x.stel FROM exposures x
+    WHERE x.sensor_id = s.id
+    ORDER BY x.ts DESC
+    LIMIT 1
+) AS x ON true
 """
 
 _LIST_SENSORS = (

@@ -6,7 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from api.deps import UNAUTHORIZED, CatalogueDep, ConnDep, ScopeDep, page_limit, page_offset
+from api.deps import (
+    UNAUTHORIZED,
+    CatalogueDep,
+    ConnDep,
+    LimitsDep,
+    ScopeDep,
+    page_limit,
+    page_offset,
+)
 from api.schemas import EnterprisePublic, SensorPublic
 from storage import queries
 
@@ -60,7 +68,11 @@ async def get_enterprise(conn: ConnDep, scope: ScopeDep, enterprise_id: str) -> 
     "/{enterprise_id}/sensors", summary="List an enterprise's sensors", responses=_NOT_FOUND
 )
 async def list_enterprise_sensors(
-    conn: ConnDep, scope: ScopeDep, catalogue: CatalogueDep, enterprise_id: str
+    conn: ConnDep,
+    scope: ScopeDep,
+    catalogue: CatalogueDep,
+    limits: LimitsDep,
+    enterprise_id: str,
 ) -> list[SensorPublic]:
     """The enterprise's sensors by id, each with its latest reading."""
     rows = await queries.list_sensors(conn, scope=scope, enterprise_id=enterprise_id)
@@ -68,4 +80,4 @@ async def list_enterprise_sensors(
         await queries.get_enterprise(conn, scope=scope, enterprise_id=enterprise_id) is None
     ):
         raise _not_found(enterprise_id)
-    return [SensorPublic.from_row(row, catalogue) for row in rows]
+    return [SensorPublic.from_row(row, catalogue, limits) for row in rows]

@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from api.deps import UNAUTHORIZED, CatalogueDep, ConnDep, Instant, ScopeDep, invalid
+from api.deps import (
+    UNAUTHORIZED,
+    CatalogueDep,
+    ConnDep,
+    Instant,
+    LimitsDep,
+    ScopeDep,
+    invalid,
+)
 from api.schemas import ReadingPointPublic, ReadingSeriesPublic, SensorPublic
 from storage import queries
 
@@ -29,13 +37,13 @@ def _not_found(sensor_id: str) -> HTTPException:
 
 @router.get("/{sensor_id}", summary="Get one sensor", responses=_NOT_FOUND)
 async def get_sensor(
-    conn: ConnDep, scope: ScopeDep, catalogue: CatalogueDep, sensor_id: str
+    conn: ConnDep, scope: ScopeDep, catalogue: CatalogueDep, limits: LimitsDep, sensor_id: str
 ) -> SensorPublic:
     """The sensor, its zone and its latest reading."""
     row = await queries.get_sensor(conn, scope=scope, sensor_id=sensor_id)
     if row is None:
         raise _not_found(sensor_id)
-    return SensorPublic.from_row(row, catalogue)
+    return SensorPublic.from_row(row, catalogue, limits)
 
 
 @router.get("/{sensor_id}/readings", summary="A sensor's readings over time", responses=_NOT_FOUND)

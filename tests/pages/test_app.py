@@ -105,6 +105,22 @@ def test_an_officer_sees_their_enterprise_and_acts_on_phone_and_desktop(
             _go(page, view)
             assert page.locator("#view .error").count() == 1, view
             assert "Kulsary" not in page.inner_text("#view"), view  # E002's name
+        # The enterprise: each sensor's exposure this shift and over 15 min, against limits.
+        with psycopg.connect(url) as conn:
+            conn.execute(
+                "INSERT INTO exposures (sensor_id, ts, enterprise_id, hazard, twa, stel, ceiling)"
+                " VALUES ('E001-S01', now(), 'E001', 'co', 25.0, 30.0, 31.0)"
+                " ON CONFLICT DO NOTHING"
+            )
+        _go(page, "#/enterprises/E001")
+        line = page.locator("#view ul.plain li", has_text="E001-S01").inner_text()
+        assert "за смену 25 mg/m3 / 20 mg/m3" in line and "за 15 мин 30 mg/m3 / 20 mg/m3" in line
+        assert (
+            page.locator("#view ul.plain li", has_text="E001-S01")
+            .locator(".exposure .warn")
+            .count()
+            == 2
+        )
         _go(page, "#/enterprises")
         assert page.locator("#view a[href^='#/enterprises/']").count() == 1
         assert page.evaluate("() => window.pwned") is None

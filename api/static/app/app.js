@@ -355,9 +355,15 @@
     const now = Date.now();
     const sensorLine = (s) => {
       const silent = !s.last_reading_at || now - Date.parse(s.last_reading_at) > Math.max(60, 3 * s.interval_s) * 1000;
+      // Exposure so far this shift (TWA) and over the last 15 min (STEL), against the limits.
+      const fresh = s.exposure_at && now - Date.parse(s.exposure_at) < 15 * 60e3;
+      const part = (key, v, limit) => (v === null || v === undefined ? "" : `<span class="${limit != null && v >= limit ? "warn" : ""}">`
+        + `${esc(t(key))} ${esc(withUnit(v, s.unit))}${limit != null ? ` / ${esc(withUnit(limit, s.unit))}` : ""}</span>`);
+      const exposure = fresh ? [part("twa", s.twa, s.twa_limit), part("stel", s.stel, s.stel_limit)].filter(Boolean).join(" · ") : "";
       return `<li><a href="#/sensors/${esc(s.id)}">${esc(t(`hz_${s.hazard}`))} · ${esc(s.id)}</a>`
         + ` <b>${esc(withUnit(s.last_value, s.unit))}</b>`
-        + `<span class="sub${silent ? " warn" : ""}">${silent ? esc(t("silent_since", { when: when(s.last_reading_at) })) : esc(when(s.last_reading_at))}</span></li>`;
+        + `<span class="sub${silent ? " warn" : ""}">${silent ? esc(t("silent_since", { when: when(s.last_reading_at) })) : esc(when(s.last_reading_at))}</span>`
+        + (exposure ? `<span class="sub exposure">${exposure}</span>` : "") + `</li>`;
     };
     $("view").innerHTML = `<h1>${esc(ent.name)}</h1><p class="sub">${esc(ent.city)} · ${esc(ent.region_id)} · ${esc(t("workers_n", { n: ent.workers ?? "—" }))}</p>`
       + `<h2>${esc(t("recent_alerts"))}</h2>`

@@ -81,6 +81,7 @@
       activate_help: "Введите код активации с листка и придумайте пароль (не меньше 10 символов).",
       activation_code: "Код активации", new_password: "Новый пароль", new_password_again: "Пароль ещё раз",
       activate: "Активировать и войти", passwords_differ: "Пароли не совпадают", activate_failed: "Код не подошёл",
+      twa: "за смену", stel: "за 15 мин",
       language: "Язык", sign_out: "Выйти",
     },
     kk: {
@@ -138,6 +139,7 @@
       activate_help: "Парақтағы белсендіру кодын енгізіп, құпиясөз ойлап табыңыз (кемінде 10 таңба).",
       activation_code: "Белсендіру коды", new_password: "Жаңа құпиясөз", new_password_again: "Құпиясөзді қайталаңыз",
       activate: "Белсендіру және кіру", passwords_differ: "Құпиясөздер сәйкес емес", activate_failed: "Код жарамсыз",
+      twa: "ауысымда", stel: "15 минутта",
       language: "Тіл", sign_out: "Шығу",
     },
     en: {
@@ -195,6 +197,7 @@
       activate_help: "Type the activation code from your slip and choose a password (10 characters or more).",
       activation_code: "Activation code", new_password: "New password", new_password_again: "The password again",
       activate: "Activate and sign in", passwords_differ: "The passwords differ", activate_failed: "The code did not work",
+      twa: "shift average", stel: "15-min average",
       language: "Language", sign_out: "Sign out",
     },
   };
