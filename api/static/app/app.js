@@ -232,6 +232,15 @@
     }
     const page = await api(`/alerts?${query}`);
     for (const a of page.items) state.alerts.set(a.id, a);
+    if (params.get("at")) {
+      // From a notification: the alarm of this sensor that began at that moment.
+      const at = Date.parse(params.get("at"));
+      const near = page.items
+        .map((a) => [Math.abs(Date.parse(a.opened_at) - at), a])
+        .filter(([d]) => d < 10 * 60e3)
+        .sort((x, y) => x[0] - y[0])[0];
+      if (near) { location.replace(`#/alerts/${near[1].id}`); return; }
+    }
     const options = (values, current, label) => values.map(([v, text]) =>
       `<option value="${esc(v)}"${v === current ? " selected" : ""}>${esc(text)}</option>`).join("");
     const ents = [["", t("all_enterprises")], ...[...state.enterprises.values()].map((e) => [e.id, e.name])];

@@ -45,12 +45,16 @@ self.addEventListener("fetch", (event) => {
 // --- push ----------------------------------------------------------------------------------
 function targetOf(data) {
   // The alert's number is not known when the notification is made (see the API's `link`):
-  // open the sensor's alerts, newest first; the app shows that list.
+  // the sensor's alarms, and the moment this one began; the app opens it from the list.
   if (data.purpose === "evacuate") {
     return `#/evacuate?${new URLSearchParams({ zone_id: data.zone_id || "", body: data.body || "" })}`;
   }
   if (data.alert_id) return `#/alerts/${data.alert_id}`;
-  if (data.sensor_id) return `#/alerts?status=all&sensor_id=${encodeURIComponent(data.sensor_id)}`;
+  if (data.sensor_id) {
+    const query = new URLSearchParams({ status: "all", sensor_id: data.sensor_id });
+    if (data.ts) query.set("at", data.ts); // the app opens the alarm that began then
+    return `#/alerts?${query}`;
+  }
   return data.hash || "#/alerts";
 }
 
