@@ -137,13 +137,12 @@ def create_app(
         refresh_hours=settings.refresh_token_hours,
     )
     vapid = settings.vapid_private_key
-    app.state.vapid_public_key = public_key_b64url(
-        resolve_vapid_key(
-            vapid.get_secret_value() if vapid is not None else None,
-            settings.state_dir,
-            environment=settings.environment,
-        )
+    app.state.vapid_private_key = resolve_vapid_key(
+        vapid.get_secret_value() if vapid is not None else None,
+        settings.state_dir,
+        environment=settings.environment,
     )
+    app.state.vapid_public_key = public_key_b64url(app.state.vapid_private_key)
 
     v1 = APIRouter(prefix=API_PREFIX)
     v1.include_router(health.router)

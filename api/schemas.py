@@ -58,6 +58,8 @@ __all__ = [
     "PushKeysRequest",
     "PushSubscriptionPublic",
     "PushSubscriptionRequest",
+    "PushTestPublic",
+    "PushTestResultPublic",
     "ReadinessPublic",
     "ReadingPointPublic",
     "ReadingSeriesPublic",
@@ -482,6 +484,20 @@ def _b64url_bytes(value: str, name: str) -> bytes:
         return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"{name} is not valid base64url: {exc}") from exc
+
+
+class PushTestResultPublic(_Public):
+    push_service: str = Field(description="The push service's host (the endpoint is secret).")
+    status: str = Field(
+        description="sent, retry, rejected, or gone (the subscription was removed)."
+    )
+    http_status: int | None
+    detail: str
+
+
+class PushTestPublic(_Public):
+    sent: int = Field(description="Browsers the push service took the test for (count).")
+    results: list[PushTestResultPublic]
 
 
 class VapidPublicKeyPublic(_Public):

@@ -250,6 +250,16 @@ class WebPushChannel:
     async def send(
         self, notification: Notification, recipient: Recipient, target: Target
     ) -> SendResult:
+        return await self.send_payload(
+            app_payload(notification, recipient), target, urgent=notification.critical
+        )
+
+    async def send_payload(
+        self, payload: dict[str, Any], target: Target, *, urgent: bool = False
+    ) -> SendResult:
+        """One push of ``payload`` (JSON, fitted to the size push services take) to
+        ``target``'s subscription — what `send` does with a notification's payload, and
+        the API's test notification with its own."""
         endpoint = target.address
         parts = urlsplit(endpoint)
         if parts.scheme not in ("https", "http") or not parts.netloc:
@@ -261,9 +271,7 @@ class WebPushChannel:
             "keys": {"p256dh": target.p256dh, "auth": target.auth},
         }
         try:
-            body = WebPusher(subscription).encode(
-                _fit(app_payload(notification, recipient)), "aes128gcm"
-            )["body"]
+            body = WebPusher(subscription).encode(_fit(payload), "aes128gcm")["body"]
         except (WebPushException, ValueError, TypeError, binascii.Error) as exc:
             # Keys that do not decode to a P-256 point and a secret: this subscription
             # can never work, but it may be a client bug, so it is reported, not pruned.
@@ -273,7 +281,7 @@ class WebPushChannel:
             "Content-Encoding": "aes128gcm",
             "Content-Type": "application/octet-stream",
             "TTL": str(self._ttl_s),
-            "Urgency": "high" if notification.critical else "normal",
+            "Urgency": "high" if urgent else "normal",
         }
         try:
             response = await self._client.post(endpoint, content=bytes(body), headers=headers)

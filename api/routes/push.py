@@ -8,17 +8,23 @@ subscription is found by its endpoint, and only among the caller's own.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, cast
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 
+from alerts.channels.base import SendStatus
+from alerts.channels.webpush import WebPushChannel
+from alerts.notification import Target
 from api.deps import UNAUTHORIZED, UNREADABLE_BODY, ConnDep, CurrentUser, SettingsDep, invalid
 from api.schemas import (
     LOCAL_HOSTS,
     MAX_PUSH_ENDPOINT,
     PushSubscriptionPublic,
     PushSubscriptionRequest,
+    PushTestPublic,
+    PushTestResultPublic,
     VapidPublicKeyPublic,
 )
 from storage import people
@@ -113,3 +119,70 @@ async def unsubscribe(
         raise HTTPException(status.HTTP_404_NOT_FOUND, "you have no subscription at this endpoint")
     await conn.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+_TEST_TEXT = {
+    "ru": ("Qorgau: проверка", "Уведомления доходят до этого устройства."),
+    "kk": ("Qorgau: тексеру", "Хабарламалар осы құрылғыға жетеді."),
+}
+_TEST_EVERY_S = 10.0
+_last_test: dict[int, float] = {}
+
+
+@router.post(
+    "/test",
+    summary="Send a test notification to your browsers",
+    responses={
+        status.HTTP_404_NOT_FOUND: {"description": "You have no subscription yet."},
+        status.HTTP_429_TOO_MANY_REQUESTS: {"description": "One test every 10 s (Retry-After)."},
+    },
+)
+async def send_test(
+    request: Request, conn: ConnDep, user: CurrentUser, settings: SettingsDep
+) -> PushTestPublic:
+    """Through the push service to each of your subscribed browsers, as an alarm would go:
+    proof that this phone can be told. A subscription the push service says is gone is
+    removed."""
+
+    now = time.monotonic()
+    last = _last_test.get(user.id)
+    if last is not None and now - last < _TEST_EVERY_S:
+        wait = int(_TEST_EVERY_S - (now - last)) + 1
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"one test every {_TEST_EVERY_S:g} s",
+            headers={"Retry-After": str(wait)},
+        )
+    subscriptions = await people.list_push_subscriptions(conn, user_id=user.id)
+    if not subscriptions:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, "no browser of yours is subscribed: turn notifications on"
+        )
+    _last_test[user.id] = now
+    title, body = _TEST_TEXT["kk" if user.language == "kk" else "ru"]
+    payload = {"v": 1, "purpose": "test", "title": title, "body": body,
+               "language": user.language, "hash": "#/settings"}  # fmt: skip
+    channel = WebPushChannel(
+        vapid_private_key=request.app.state.vapid_private_key, subject=settings.vapid_subject
+    )
+    results = []
+    try:
+        for sub in subscriptions:
+            target = Target("webpush", sub.endpoint, p256dh=sub.p256dh, auth=sub.auth)
+            r = await channel.send_payload(payload, target)
+            if r.status is SendStatus.GONE:
+                await people.delete_push_subscription_by_endpoint(
+                    conn, user_id=user.id, endpoint=sub.endpoint
+                )
+            results.append(
+                PushTestResultPublic(
+                    push_service=urlsplit(sub.endpoint).hostname or "",
+                    status=r.status.value,
+                    http_status=r.http_status,
+                    detail=r.detail[:300],
+                )
+            )
+        await conn.commit()
+    finally:
+        await channel.close()
+    return PushTestPublic(sent=sum(r.status == "sent" for r in results), results=results)

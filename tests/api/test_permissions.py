@@ -223,6 +223,7 @@ SELF = {
     ("GET", "/api/v1/push/subscriptions"),
     ("POST", "/api/v1/push/subscriptions"),
     ("DELETE", "/api/v1/push/subscriptions"),
+    ("POST", "/api/v1/push/test"),
     # Whether the caller's own scope is live (tests/api/test_status.py: another region's
     # fresh reading does not count).
     ("GET", "/api/v1/status"),

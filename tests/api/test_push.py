@@ -431,3 +431,41 @@ async def test_only_known_push_services_and_no_local_ones_outside_development(
         ):
             r = await c.post(URL, json=_subscription(endpoint), headers=headers)
             assert r.status_code == 422, (endpoint, r.text)
+
+
+async def test_a_test_notification_goes_through_the_push_service_and_prunes_the_dead(
+    app: tuple[httpx.AsyncClient, Settings], database_url: str
+) -> None:
+    """`POST /push/test`: to each of the caller's browsers, encrypted for it and signed with
+    the API's VAPID key, as an alarm would go; a gone subscription is removed; a second
+    test within 10 s waits; with no subscription there is nothing to test."""
+    client, settings = app
+    user = _user(database_url, "t-push-tester", Role.LABOUR_INSPECTOR)
+    headers = bearer(settings, user)
+    assert (await client.post("/api/v1/push/test", headers=headers)).status_code == 404
+    private, keys = _browser()
+    async with http_receiver([201]) as live, http_receiver([410]) as dead:
+        endpoint = f"{live.url}/push/{uuid.uuid4().hex}"
+        gone = f"{dead.url}/push/{uuid.uuid4().hex}"
+        for url in (endpoint, gone):
+            r = await client.post(URL, json=_subscription(url, **keys), headers=headers)
+            assert r.status_code == 201, r.text
+        r = await client.post("/api/v1/push/test", headers=headers)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["sent"] == 1
+        assert sorted(x["status"] for x in body["results"]) == ["gone", "sent"]
+        assert all(x["push_service"] == "127.0.0.1" for x in body["results"])  # no endpoint
+        again = await client.post("/api/v1/push/test", headers=headers)
+        assert again.status_code == 429 and int(again.headers["retry-after"]) <= 10
+    (request,) = live.requests
+    payload = orjson.loads(
+        http_ece.decrypt(
+            request.body,
+            private_key=private,
+            auth_secret=base64.urlsafe_b64decode(keys["auth"] + "=="),
+            version="aes128gcm",
+        )
+    )
+    assert payload["purpose"] == "test" and payload["title"] == "Qorgau: проверка"
+    assert _stored(database_url, gone) is None and _stored(database_url, endpoint) is not None

@@ -186,6 +186,12 @@ def test_an_inspector_enables_push_and_the_worker_shows_an_alarm(pages_database_
             ).fetchone()
         assert row == (endpoint, p256dh)
         page.screenshot(path=str(artifact("app-push-on-phone.png")))
+        # The test button goes through the server to the push service; this one (port 9)
+        # answers nothing, and the page says so instead of pretending.
+        page.click("#push-test")
+        page.wait_for_function(
+            "() => document.getElementById('push-state').textContent.includes('не принял')"
+        )
 
         # What the notifier sends (app_payload), delivered to the service worker by the
         # DevTools protocol as a push service would.

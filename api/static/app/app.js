@@ -763,9 +763,11 @@
       try { await unsubscribePush(); await showSettings(); } catch (exc) { fail(exc); }
     });
     $("push-test")?.addEventListener("click", async () => {
-      // Shown by this phone's service worker: notifications are allowed and work here.
-      const reg = state.registration || (await navigator.serviceWorker.ready);
-      await reg.showNotification(t("push_test_title"), { body: t("push_test_body"), tag: "qorgau-test", data: { link: "#/settings" } });
+      // Through the push service, as an alarm would come: proof that this phone is told.
+      try {
+        const r = await api("/push/test", { method: "POST" });
+        $("push-state").textContent = r.sent > 0 ? t("push_test_sent") : t("push_test_failed", { why: r.results.map((x) => x.detail || x.status).join("; ") });
+      } catch (exc) { fail(exc); }
     });
     $("sign-out").addEventListener("click", signOut);
   }
