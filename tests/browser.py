@@ -24,13 +24,28 @@ from qorgau import browser
 from qorgau.browser import serve_api
 from tests.people import PASSWORD
 
-__all__ = ["PASSWORD", "CuttableLink", "artifact", "chromium", "serve_api"]
+__all__ = ["PASSWORD", "CuttableLink", "artifact", "chromium", "screenshots", "serve_api"]
+
+PHONE = {"width": 360, "height": 740}
+DESKTOP = {"width": 1280, "height": 800}
 
 
 def artifact(name: str) -> Path:
     folder = Path(os.environ.get("QORGAU_ARTIFACTS", ".artifacts"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
+
+
+def screenshots(page: object, name: str, *, full_page: bool = False) -> None:
+    """``name-phone.png`` and ``name-desktop.png``: the page as it is now at 360×740 and at
+    1280×800; the page is left at the size it had."""
+    size = page.viewport_size  # type: ignore[attr-defined]
+    for label, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
+        page.set_viewport_size(viewport)  # type: ignore[attr-defined]
+        page.wait_for_timeout(100)  # type: ignore[attr-defined]
+        page.screenshot(path=str(artifact(f"{name}-{label}.png")), full_page=full_page)  # type: ignore[attr-defined]
+    if size:
+        page.set_viewport_size(size)  # type: ignore[attr-defined]
 
 
 @contextmanager

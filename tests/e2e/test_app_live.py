@@ -17,7 +17,7 @@ from alerts.channels.base import app_payload
 from alerts.notification import Notification, Recipient
 from core.access import Role
 from qorgau.launcher import Stack
-from tests.browser import PASSWORD, artifact, chromium, serve_api
+from tests.browser import PASSWORD, chromium, screenshots, serve_api
 from tests.people import ensure_user
 
 PHONE = {"width": 360, "height": 740}
@@ -82,7 +82,7 @@ def test_sos_from_the_app_reaches_the_wall_and_survives_a_cut(stack: Stack) -> N
         phone = context.new_page()
         _sign_in(phone, base, worker.username, "#main")
         phone.wait_for_selector("#sos")
-        phone.screenshot(path=str(artifact("app-worker-phone.png")))
+        screenshots(phone, "app-worker")
 
         pressed = time.monotonic()
         _press_sos(phone)
@@ -109,7 +109,7 @@ def test_sos_from_the_app_reaches_the_wall_and_survives_a_cut(stack: Stack) -> N
         _press_sos(phone)
         phone.wait_for_selector("#outbox:not([hidden])")
         assert phone.locator("#outbox a[href^='tel:']").count() == 1
-        phone.screenshot(path=str(artifact("app-worker-sos-offline-phone.png")))
+        screenshots(phone, "app-worker-sos-offline")
         time.sleep(1.5)  # a retry or two fail meanwhile
         assert _reports(dsn, worker.username) == 1
         context.set_offline(False)
@@ -155,7 +155,7 @@ def test_sos_from_the_app_reaches_the_wall_and_survives_a_cut(stack: Stack) -> N
         phone.wait_for_selector("#evacuate", timeout=5000)
         assert "E001-Z01" in phone.inner_text("#evacuate")
         phone.wait_for_function("() => window.qorgauApp.evacuationSound === 'playing'")
-        phone.screenshot(path=str(artifact("app-worker-evacuate-phone.png")))
+        screenshots(phone, "app-worker-evacuate")
         phone.click("#evacuate-ok")
         phone.wait_for_selector("#evacuate", state="detached")
         context.close()

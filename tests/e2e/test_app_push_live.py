@@ -26,7 +26,7 @@ from core.access import Role
 from edge.publisher import reading_topic
 from qorgau.launcher import Stack
 from tests.alerts.conftest import subscription_keys
-from tests.browser import PASSWORD, artifact, chromium, serve_api
+from tests.browser import PASSWORD, chromium, screenshots, serve_api
 from tests.e2e.devices import publisher
 from tests.people import ensure_user
 
@@ -134,7 +134,7 @@ def test_a_critical_reading_becomes_a_notification_that_opens_the_alarm(stack: S
         page.select_option("#reason", "drill")
         page.click("#resolve")
         page.wait_for_selector("#resolve", state="detached")
-        page.screenshot(path=str(artifact("app-inspector-resolved-phone.png")), full_page=True)
+        screenshots(page, "app-inspector-resolved", full_page=True)
         context.close()
     with psycopg.connect(dsn) as conn:
         actions = [

@@ -20,7 +20,7 @@ from alerts.notification import Notification, Recipient
 from core.access import Role
 from core.alarms import Severity
 from tests.alerts.conftest import subscription_keys
-from tests.browser import PASSWORD, artifact, chromium, serve_api
+from tests.browser import PASSWORD, artifact, chromium, screenshots, serve_api
 from tests.pages.test_wall import _apply, _open, _settings
 from tests.people import ensure_user
 
@@ -98,7 +98,7 @@ def test_an_officer_sees_their_enterprise_and_acts_on_phone_and_desktop(
         page.click("#resolve")
         page.wait_for_selector("#resolve", state="detached")
         history = page.inner_text("ol.history")
-        page.screenshot(path=str(artifact("app-alert-resolved-phone.png")), full_page=True)
+        screenshots(page, "app-alert-resolved", full_page=True)
         # Someone else's alarm, enterprise or sensor by its id: the API says 404, and so
         # does the page, with nothing of theirs on it.
         for view in (f"#/alerts/{theirs}", "#/enterprises/E002", "#/sensors/E002-S01"):
@@ -185,7 +185,7 @@ def test_an_inspector_enables_push_and_the_worker_shows_an_alarm(pages_database_
                 (inspector.id,),
             ).fetchone()
         assert row == (endpoint, p256dh)
-        page.screenshot(path=str(artifact("app-push-on-phone.png")))
+        screenshots(page, "app-push-on")
         # The test button goes through the server to the push service; this one (port 9)
         # answers nothing, and the page says so instead of pretending.
         page.click("#push-test")
@@ -293,7 +293,7 @@ def test_the_shell_opens_offline_and_the_manifest_makes_it_installable(
         page.wait_for_selector("#login:not([hidden])")
         assert page.is_visible("#offline")
         assert page.inner_text("#login h1") == "Qorgau"
-        page.screenshot(path=str(artifact("app-offline-phone.png")))
+        screenshots(page, "app-offline")
         context.close()
 
 
@@ -384,7 +384,7 @@ def test_an_officer_imports_workers_and_a_worker_activates_with_the_code(
         page.wait_for_selector("table.codes")
         result = page.evaluate("() => window.qorgauApp.lastImport")
         assert (result["created"], result["refused"]) == (2, 1)
-        page.screenshot(path=str(artifact("app-roster-import-desktop.png")), full_page=True)
+        screenshots(page, "app-roster-import", full_page=True)
         code = result["codes"][0]["code"]
         context.close()
 
@@ -482,7 +482,7 @@ def test_a_new_release_is_offered_and_takes_over_when_the_person_says_so(
             "() => navigator.serviceWorker.getRegistration('/app/').then(r => r.update())"
         )
         page.wait_for_selector("#update:not([hidden])")
-        page.screenshot(path=str(artifact("app-update-offered-phone.png")))
+        screenshots(page, "app-update-offered")
         # Not switched under the person's fingers: the old worker still controls the page.
         assert page.evaluate("() => caches.keys()").count(old) == 1
         page.wait_for_timeout(500)
