@@ -263,6 +263,9 @@
   function chart(series, limit, mark) {
     // The readings as an SVG line, the limit as a dashed line, the event as a dot.
     const pts = (series?.points || []).filter((p) => p.value !== null);
+    if (pts.length === 1) {
+      return `<p class="empty">${esc(t("one_reading", { value: withUnit(pts[0].value, series.unit), when: when(pts[0].ts) }))}</p>`;
+    }
     if (pts.length < 2) return `<p class="empty">${esc(t("no_readings"))}</p>`;
     const W = 640, H = 200, P = 28;
     const xs = pts.map((p) => Date.parse(p.ts));
