@@ -129,7 +129,7 @@ def test_a_critical_reading_becomes_a_notification_that_opens_the_alarm(stack: S
         # The tap opens that alarm (the one of this sensor that began at the reading's time).
         page.wait_for_selector("#ack")
         assert "E005-S18" in page.inner_text("dl.facts")
-        assert "150 mg/m3" in page.inner_text("#view")  # the reading that raised it
+        assert "Одно показание за этот период: 150 mg/m3" in page.inner_text("#view")
         page.click("#ack")
         page.wait_for_function("() => !document.getElementById('ack')")
         page.select_option("#reason", "drill")
