@@ -491,8 +491,8 @@ class PushTestResultPublic(_Public):
     status: str = Field(
         description="sent, retry, rejected, or gone (the subscription was removed)."
     )
-    http_status: int | None
-    detail: str
+    http_status: int | None = Field(description="The push service's answer (HTTP status code).")
+    detail: str = Field(description="What the push service said when it did not take it.")
 
 
 class PushTestPublic(_Public):
