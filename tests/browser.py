@@ -11,12 +11,15 @@ tests are skipped with the reason (``.ci/run`` installs it). Screenshots go to
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +27,17 @@ from qorgau import browser
 from qorgau.browser import serve_api
 from tests.people import PASSWORD
 
-__all__ = ["PASSWORD", "CuttableLink", "artifact", "chromium", "screenshots", "serve_api"]
+__all__ = [
+    "PASSWORD",
+    "CuttableLink",
+    "artifact",
+    "chromium",
+    "deliver_push",
+    "screenshots",
+    "serve_api",
+    "shown_notifications",
+    "tap_notification",
+]
 
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 800}
@@ -55,6 +68,55 @@ def chromium() -> Iterator[object]:
         pytest.skip("no chromium on this machine (apt-get install chromium)")
     with browser.chromium() as b:
         yield b
+
+
+def deliver_push(context: Any, page: Any, origin: str, payload: dict[str, Any]) -> Any:
+    """Hand ``payload`` (JSON) to the app's service worker as a push service would, through
+    the DevTools protocol (no push service is reachable from here); the worker (a
+    Playwright ``Worker``, to look inside it)."""
+    cdp = context.new_cdp_session(page)
+    found: list[str] = []
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda e: found.extend(
+            r["registrationId"] for r in e["registrations"] if r["scopeURL"].endswith("/app/")
+        ),
+    )
+    cdp.send("ServiceWorker.enable")
+    deadline = time.monotonic() + 10
+    while not found:
+        assert time.monotonic() < deadline, "no service worker registration for /app/"
+        page.wait_for_timeout(50)
+    cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {"origin": origin, "registrationId": found[0], "data": json.dumps(payload)},
+    )
+    (worker,) = [w for w in context.service_workers if w.url.endswith("/app/sw.js")]
+    return worker
+
+
+def shown_notifications(worker: Any, page: Any, *, within_s: float = 10.0) -> list[dict[str, Any]]:
+    """The notifications the service worker shows, once it shows any (``within_s`` at most)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        shown: list[dict[str, Any]] = worker.evaluate(
+            """() => self.registration.getNotifications().then(ns => ns.map(n =>
+                 ({title: n.title, body: n.body, tag: n.tag, data: n.data,
+                   sticky: n.requireInteraction})))"""
+        )
+        if shown:
+            return shown
+        assert time.monotonic() < deadline, "the service worker showed no notification"
+        page.wait_for_timeout(50)
+
+
+def tap_notification(worker: Any) -> None:
+    """A tap on the first notification shown: the DevTools protocol cannot tap one, so its
+    click is dispatched inside the service worker, on the notification it showed."""
+    worker.evaluate(
+        """() => self.registration.getNotifications().then(([n]) =>
+             self.dispatchEvent(new NotificationEvent("notificationclick", {notification: n})))"""
+    )
 
 
 class CuttableLink:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -21,8 +20,9 @@ from hypothesis import strategies as st
 
 from alerts.channels.base import SendStatus
 from alerts.channels.email import EmailChannel
-from alerts.notification import Notification, Recipient, Target
+from alerts.notification import Recipient, Target
 from qorgau.inbox import MAX_MESSAGE_BYTES, Inbox
+from tests.alerts.conftest import make_notification
 
 
 def _free_port() -> int:
@@ -68,27 +68,6 @@ def inbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int,
         proc.wait(10)
 
 
-def _notification(message: str) -> Notification:
-    return Notification(
-        change_id=f"E001-S01|threshold|t|open|{time.time_ns()}",
-        purpose="alert",
-        enterprise_id="E001",
-        enterprise_name="Nura Steel Works",
-        alert_key="E001-S01|threshold|t",
-        action="open",
-        alert_kind="threshold",
-        severity="critical",
-        hazard="co",
-        sensor_id="E001-S01",
-        zone_id="E001-Z01",
-        value=150.0,
-        unit="mg/m3",
-        limit=100.0,
-        ts=datetime.now(UTC),
-        message=message,
-    )
-
-
 async def test_a_notification_sent_by_the_email_channel_is_listed_and_readable(
     inbox: tuple[Path, int, str],
 ) -> None:
@@ -96,7 +75,7 @@ async def test_a_notification_sent_by_the_email_channel_is_listed_and_readable(
     channel = EmailChannel.from_url(f"smtp://127.0.0.1:{smtp}", sender="Qorgau <q@qorgau.example>")
     hostile = "<script>alert(1)</script> CO 150 mg/m3"
     result = await channel.send(
-        _notification(hostile),
+        make_notification(message=hostile, sensor_id="E001-S01", value=150.0),
         Recipient(key="user:1", name="Officer <b>E001</b>", language="ru"),
         Target("email", "officer.e001@qorgau.example"),
     )

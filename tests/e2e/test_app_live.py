@@ -6,7 +6,6 @@ to the phone takes the whole screen, with sound."""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -14,10 +13,11 @@ from typing import Any
 import psycopg
 
 from alerts.channels.base import app_payload
-from alerts.notification import Notification, Recipient
+from alerts.notification import Recipient
 from core.access import Role
 from qorgau.launcher import Stack
-from tests.browser import PASSWORD, chromium, screenshots, serve_api
+from tests.alerts.conftest import make_notification
+from tests.browser import PASSWORD, chromium, deliver_push, screenshots, serve_api
 from tests.people import ensure_user
 
 PHONE = {"width": 360, "height": 740}
@@ -127,31 +127,12 @@ def test_sos_from_the_app_reaches_the_wall_and_survives_a_cut(stack: Stack) -> N
         assert _sos_openings(dsn, worker.username) == 2
 
         # An evacuation notice pushed to this phone takes the whole screen, with sound.
-        note = Notification(
-            change_id="t-app-evac", purpose="evacuate", enterprise_id="E001",
-            enterprise_name="Nura Steel Works", alert_key="E001-S01|threshold|t-evac",
-            action="open", alert_kind="threshold", severity="critical", hazard="co",
-            sensor_id="E001-S01", zone_id="E001-Z01", value=150.0, unit="mg/m3",
-            limit=100.0, ts=datetime.now(UTC), message="CO 150 mg/m3",
+        note = make_notification(
+            purpose="evacuate", alert_key="E001-S01|threshold|t-evac", sensor_id="E001-S01",
+            zone_id="E001-Z01", value=150.0, limit=100.0, ts=datetime.now(UTC),
         )  # fmt: skip
         payload = app_payload(note, Recipient(key="app:E001/w", name="", language="ru"))
-        cdp = context.new_cdp_session(phone)
-        found: list[str] = []
-        cdp.on(
-            "ServiceWorker.workerRegistrationUpdated",
-            lambda e: found.extend(
-                r["registrationId"] for r in e["registrations"] if r["scopeURL"].endswith("/app/")
-            ),
-        )
-        cdp.send("ServiceWorker.enable")
-        deadline = time.monotonic() + 10
-        while not found:
-            assert time.monotonic() < deadline
-            phone.wait_for_timeout(50)
-        cdp.send(
-            "ServiceWorker.deliverPushMessage",
-            {"origin": base, "registrationId": found[0], "data": json.dumps(payload)},
-        )
+        deliver_push(context, phone, base, payload)
         phone.wait_for_selector("#evacuate", timeout=5000)
         assert "E001-Z01" in phone.inner_text("#evacuate")
         phone.wait_for_function("() => window.qorgauApp.evacuationSound === 'playing'")

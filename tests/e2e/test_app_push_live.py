@@ -10,7 +10,6 @@ the inspector acknowledges and resolves the alarm from the page."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -26,7 +25,15 @@ from core.access import Role
 from edge.publisher import reading_topic
 from qorgau.launcher import Stack
 from tests.alerts.conftest import subscription_keys
-from tests.browser import PASSWORD, chromium, screenshots, serve_api
+from tests.browser import (
+    PASSWORD,
+    chromium,
+    deliver_push,
+    screenshots,
+    serve_api,
+    shown_notifications,
+    tap_notification,
+)
 from tests.e2e.devices import publisher, register_sensor
 from tests.people import ensure_user
 
@@ -102,35 +109,10 @@ def test_a_critical_reading_becomes_a_notification_that_opens_the_alarm(stack: S
         page.click("#login-button")
         page.wait_for_selector("#main:not([hidden])")
         assert page.evaluate("() => navigator.serviceWorker.ready.then(r => !!r.active)")
-        cdp = context.new_cdp_session(page)
-        found: list[str] = []
-        cdp.on(
-            "ServiceWorker.workerRegistrationUpdated",
-            lambda e: found.extend(
-                r["registrationId"] for r in e["registrations"] if r["scopeURL"].endswith("/app/")
-            ),
-        )
-        cdp.send("ServiceWorker.enable")
-        while not found:
-            page.wait_for_timeout(50)
-        cdp.send(
-            "ServiceWorker.deliverPushMessage",
-            {"origin": base, "registrationId": found[0], "data": json.dumps(payload)},
-        )
-        (worker,) = [w for w in context.service_workers if w.url.endswith("/app/sw.js")]
-        shown: list[str] = []
-        deadline = time.monotonic() + 5
-        while not shown:
-            assert time.monotonic() < deadline, "the service worker showed nothing"
-            page.wait_for_timeout(50)
-            shown = worker.evaluate(
-                "() => self.registration.getNotifications().then(ns => ns.map(n => n.title))"
-            )
-        assert shown == [payload["title"]]
-        worker.evaluate(
-            """() => self.registration.getNotifications().then(([n]) =>
-                 self.dispatchEvent(new NotificationEvent("notificationclick", {notification: n})))"""
-        )
+        worker = deliver_push(context, page, base, payload)
+        shown = shown_notifications(worker, page, within_s=5)
+        assert [n["title"] for n in shown] == [payload["title"]]
+        tap_notification(worker)
         # The tap opens that alarm (the one of this sensor that began at the reading's time).
         page.wait_for_selector("#ack")
         assert sensor in page.inner_text("dl.facts")

@@ -7,7 +7,6 @@ session and the subscription."""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -16,12 +15,21 @@ import httpx
 import psycopg
 
 from alerts.channels.base import app_payload
-from alerts.notification import Notification, Recipient
+from alerts.notification import Recipient
 from core.access import Role
 from core.alarms import Severity
-from tests.alerts.conftest import subscription_keys
-from tests.browser import PASSWORD, artifact, chromium, screenshots, serve_api
-from tests.pages.test_wall import _apply, _open, _settings
+from tests.alerts.conftest import make_notification, subscription_keys
+from tests.browser import (
+    PASSWORD,
+    artifact,
+    chromium,
+    deliver_push,
+    screenshots,
+    serve_api,
+    shown_notifications,
+    tap_notification,
+)
+from tests.pages.test_wall import _alert_id, _apply, _open, _settings
 from tests.people import ensure_user
 
 PHONE = {"width": 360, "height": 740}
@@ -47,15 +55,6 @@ def _go(page: Any, view: str) -> None:
     before = page.evaluate("() => window.qorgauApp.renders")
     page.evaluate("(h) => { location.hash = h; }", view)
     page.wait_for_function(f"() => window.qorgauApp.renders > {before}")
-
-
-def _alert_id(url: str, sensor: str) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT id FROM alerts WHERE sensor_id = %s ORDER BY id DESC LIMIT 1", (sensor,)
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def test_an_officer_sees_their_enterprise_and_acts_on_phone_and_desktop(
@@ -138,22 +137,6 @@ def test_an_officer_sees_their_enterprise_and_acts_on_phone_and_desktop(
     assert status == ("open",)  # untouched
 
 
-def _registration_id(cdp: Any, page: Any) -> str:
-    found: list[str] = []
-    cdp.on(
-        "ServiceWorker.workerRegistrationUpdated",
-        lambda e: found.extend(
-            r["registrationId"] for r in e["registrations"] if r["scopeURL"].endswith("/app/")
-        ),
-    )
-    cdp.send("ServiceWorker.enable")
-    deadline = time.monotonic() + 10
-    while not found:
-        assert time.monotonic() < deadline, "no service worker registration for /app/"
-        page.wait_for_timeout(50)
-    return found[0]
-
-
 def test_an_inspector_enables_push_and_the_worker_shows_an_alarm(pages_database_url: str) -> None:
     url = pages_database_url
     inspector = ensure_user(url, "t-app-inspector", Role.LABOUR_INSPECTOR, ["KZ-35"])
@@ -195,43 +178,19 @@ def test_an_inspector_enables_push_and_the_worker_shows_an_alarm(pages_database_
 
         # What the notifier sends (app_payload), delivered to the service worker by the
         # DevTools protocol as a push service would.
-        note = Notification(
-            change_id="t-app-push", purpose="alert", enterprise_id="E001",
-            enterprise_name="Nura Steel Works", alert_key="E001-S01|threshold|t",
-            action="open", alert_kind="threshold", severity="critical", hazard="co",
-            sensor_id="E001-S01", zone_id="E001-Z01", value=150.0, unit="mg/m3",
-            limit=100.0, ts=datetime.now(UTC), message="CO 150 mg/m3 >= 100",
+        note = make_notification(
+            alert_key="E001-S01|threshold|t", sensor_id="E001-S01", zone_id="E001-Z01",
+            value=150.0, limit=100.0, ts=datetime.now(UTC),
         )  # fmt: skip
         payload = app_payload(note, Recipient(key=f"user:{inspector.id}", name="", language="ru"))
-        cdp = context.new_cdp_session(page)
-        registration = _registration_id(cdp, page)
-        cdp.send(
-            "ServiceWorker.deliverPushMessage",
-            {"origin": base, "registrationId": registration, "data": json.dumps(payload)},
-        )
-        shown: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 10
-        while not shown:
-            assert time.monotonic() < deadline, "the service worker showed no notification"
-            page.wait_for_timeout(50)
-            shown = page.evaluate(
-                """() => navigator.serviceWorker.ready.then(r => r.getNotifications()).then(ns =>
-                    ns.map(n => ({title: n.title, body: n.body, tag: n.tag, data: n.data,
-                                  sticky: n.requireInteraction})))"""
-            )
-        (first,) = [n for n in shown if n["tag"] == "E001-S01|threshold|t"]
+        worker = deliver_push(context, page, base, payload)
+        (first,) = [n for n in shown_notifications(worker, page) if n["tag"] == note.alert_key]
         assert first["title"] == payload["title"] and first["body"] == payload["body"]
         assert first["sticky"] is True  # critical: stays until someone looks
         assert first["data"]["hash"].startswith("#/alerts?status=all&sensor_id=E001-S01&at=")
-        # Tapping it: the DevTools protocol cannot tap a notification, so its click is
-        # dispatched inside the service worker on the notification it showed; the open app
-        # goes to that sensor's alarms.
+        # Tapping it takes the open app to that alarm.
         page.goto("/app/#/settings")
-        (worker,) = [w for w in context.service_workers if w.url.endswith("/app/sw.js")]
-        worker.evaluate(
-            """() => self.registration.getNotifications().then(([n]) =>
-                 self.dispatchEvent(new NotificationEvent("notificationclick", {notification: n})))"""
-        )
+        tap_notification(worker)
         # The app opens that sensor's alarm which began then (here E001-S01's, if one did),
         # else that sensor's alarms.
         page.wait_for_function(
