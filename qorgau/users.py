@@ -246,7 +246,7 @@ async def _import(
 def _print_report(
     path: Path, roster: Roster, outcome: accounts.ImportOutcome, *, dry_run: bool
 ) -> None:
-    errors = sorted((*roster.errors, *outcome.errors), key=lambda e: e.line)
+    errors, refused = outcome.report(roster.errors)
     for e in errors:
         where = f"{path}:{e.line}" + (f", {e.column}" if e.column else "")
         shown = f" {e.value!r}" if e.value else ""
@@ -255,8 +255,7 @@ def _print_report(
     print(
         f"{roster.rows_read} line(s) read: {outcome.created_count} {verb}created,"
         f" {outcome.updated} {verb}updated, {outcome.unchanged} unchanged,"
-        f" {len({e.line for e in errors})} refused"
-        + (" (dry run: nothing written)" if dry_run else "")
+        f" {refused} refused" + (" (dry run: nothing written)" if dry_run else "")
     )
 
 

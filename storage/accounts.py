@@ -62,6 +62,12 @@ class ImportOutcome:
     unchanged: int  # workers already as the roster says (count)
     errors: tuple[RowError, ...]  # rows the database's state refuses
 
+    def report(self, read_errors: Sequence[RowError]) -> tuple[list[RowError], int]:
+        """Every refusal of the file — ``read_errors`` (the reading's) and these — by line,
+        and how many lines were refused (a line may have several errors)."""
+        errors = sorted((*read_errors, *self.errors), key=lambda e: e.line)
+        return errors, len({e.line for e in errors})
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerRow:

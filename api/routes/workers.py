@@ -127,7 +127,7 @@ async def import_workers(
         dry_run=dry_run,
     )
     await conn.commit()
-    errors = sorted((*roster.errors, *outcome.errors), key=lambda e: e.line)
+    errors, refused = outcome.report(roster.errors)
     log.info(
         "roster imported",
         enterprise=enterprise_id,
@@ -137,7 +137,7 @@ async def import_workers(
         created=outcome.created_count,
         updated=outcome.updated,
         unchanged=outcome.unchanged,
-        refused=len({e.line for e in errors}),
+        refused=refused,
     )
     return RosterImportPublic(
         dry_run=dry_run,
@@ -145,7 +145,7 @@ async def import_workers(
         created=outcome.created_count,
         updated=outcome.updated,
         unchanged=outcome.unchanged,
-        refused=len({e.line for e in errors}),
+        refused=refused,
         errors=[RowErrorPublic.from_error(e) for e in errors],
         codes=[IssuedCodePublic.from_issued(c, settings.public_url) for c in outcome.created],
     )
