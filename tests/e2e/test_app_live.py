@@ -62,6 +62,23 @@ def _sos_openings(dsn: str, worker: str) -> int:
     return int(row[0]) if row else 0
 
 
+_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+def _go_report(page: Any) -> None:
+    page.evaluate("() => { location.hash = '#/report'; }")
+    page.wait_for_selector("#report-form")
+    page.fill("#report-text", "oil on the stairs")
+    page.set_input_files(
+        "#report-photo", files=[{"name": "stairs.png", "mimeType": "image/png", "buffer": _PNG}]
+    )
+    page.click("#report-form button[type=submit]")
+    page.wait_for_selector("#sos")  # back on the workplace
+
+
 def _press_sos(page: Any) -> None:
     page.click("#sos")
     page.click("#confirm-send")
@@ -125,6 +142,22 @@ def test_sos_from_the_app_reaches_the_wall_and_survives_a_cut(stack: Stack) -> N
         time.sleep(1.0)  # had it been sent twice, the second would be here by now
         assert _reports(dsn, worker.username) == 2
         assert _sos_openings(dsn, worker.username) == 2
+
+        # A hazard report with a photo: the report, then its photo once the report is stored.
+        _go_report(phone)
+        with psycopg.connect(dsn) as conn:
+            deadline = time.monotonic() + 20
+            while True:
+                row = conn.execute(
+                    "SELECT r.kind, r.text, p.content_type, p.data FROM reports r"
+                    " JOIN report_photos p ON p.report_id = r.report_id WHERE r.worker_id = %s",
+                    (worker.username,),
+                ).fetchone()
+                if row is not None:
+                    break
+                assert time.monotonic() < deadline, "the report's photo never arrived"
+                time.sleep(0.2)
+        assert row == ("hazard_observation", "oil on the stairs", "image/png", _PNG)
 
         # An evacuation notice pushed to this phone takes the whole screen, with sound.
         note = make_notification(

@@ -92,13 +92,15 @@
     return true;
   }
   async function api(path, options = {}, retried = false) {
+    // A JSON body (`json`), or bytes as they are (`body`, of `contentType`: a roster, a photo).
     const headers = { ...(options.headers || {}), Authorization: `Bearer ${state.access}` };
     if (options.json !== undefined) headers["Content-Type"] = "application/json";
+    if (options.body !== undefined) headers["Content-Type"] = options.contentType || "application/octet-stream";
     let r;
     try {
       r = await fetch(API + path, {
         method: options.method || "GET", headers,
-        body: options.json !== undefined ? JSON.stringify(options.json) : undefined,
+        body: options.json !== undefined ? JSON.stringify(options.json) : options.body,
       });
     } catch { throw new ApiError(0, t("offline")); }
     if (r.status === 401 && !retried && (await refreshTokens())) return api(path, options, true);
@@ -455,11 +457,11 @@
       const file = $("roster").files[0];
       const out = $("roster-result");
       if (!file) { out.innerHTML = `<p class="error">${esc(t("import_no_file"))}</p>`; return; }
-      const r = await fetch(`${API}/enterprises/${encodeURIComponent(enterprise)}/workers/import?dry_run=${dryRun}`, {
-        method: "POST", headers: { Authorization: `Bearer ${state.access}`, "Content-Type": "text/csv" }, body: file,
-      });
-      const body = await r.json().catch(() => ({}));
-      if (!r.ok) { out.innerHTML = `<p class="error" role="alert">${esc(typeof body.detail === "string" ? body.detail : r.statusText)}</p>`; return; }
+      let body;
+      try {
+        body = await api(`/enterprises/${encodeURIComponent(enterprise)}/workers/import?dry_run=${dryRun}`,
+          { method: "POST", body: file, contentType: "text/csv" });
+      } catch (exc) { out.innerHTML = `<p class="error" role="alert">${esc(exc.message)}</p>`; return; }
       out.innerHTML = `<p>${esc(t("import_summary", { read: body.rows_read, created: body.created, updated: body.updated, unchanged: body.unchanged, refused: body.refused }))}</p>`
         + (body.errors.length ? `<h3>${esc(t("import_errors"))}</h3><table class="errors"><thead><tr><th>${esc(t("line"))}</th><th>${esc(t("column"))}</th><th>${esc(t("problem"))}</th></tr></thead><tbody>`
           + body.errors.map((e) => `<tr><td>${e.line}</td><td>${esc(e.column ?? "")}</td><td>${esc(e.message)}${e.value ? ` <code>${esc(e.value)}</code>` : ""}</td></tr>`).join("") + `</tbody></table>` : "")
@@ -598,12 +600,7 @@
     }
   }
   async function uploadPhoto(id, blob) {
-    const send = () => fetch(`${API}/reports/${id}/photo`, {
-      method: "POST", headers: { Authorization: `Bearer ${state.access}`, "Content-Type": blob.type || "application/octet-stream" }, body: blob,
-    });
-    let r = await send();
-    if (r.status === 401 && (await refreshTokens())) r = await send();
-    if (!r.ok) throw new ApiError(r.status, r.statusText);
+    await api(`/reports/${id}/photo`, { method: "POST", body: blob, contentType: blob.type });
   }
   setInterval(() => { if (outbox().length) flushOutbox(); }, RETRY_MS);
   window.addEventListener("online", () => flushOutbox());
